@@ -1,0 +1,151 @@
+"""The one error tree of cunzheng.
+
+Every error the product raises on purpose is a :class:`CunzhengError` and carries a stable
+machine ``code`` (what the API puts in its RFC 9457 problem document), an English message, a short
+Chinese title for people who read Chinese first, and structured ``details`` (got/want values).
+
+::
+
+    CunzhengError
+    ├── InvalidInput          the caller sent something malformed; nothing was written
+    │   ├── InvalidDigest
+    │   ├── InvalidStatement
+    │   ├── InvalidSignatureField
+    │   ├── InvalidMeta
+    │   ├── InvalidDepositCode
+    │   ├── InvalidCheckpoint
+    │   ├── InvalidProofRequest
+    │   └── TooLarge
+    ├── VerificationFailed    a proof, signature or commitment does not check out
+    │   ├── ProofInvalid
+    │   └── SignatureInvalid
+    ├── NotFound
+    ├── StorageError          the store failed or disagrees with itself
+    │   └── Conflict          someone else moved the log on (compare-and-swap lost)
+    └── Unavailable           try again later (sequencer closed, back-pressure)
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+__all__ = [
+    "Conflict",
+    "CunzhengError",
+    "InvalidCheckpoint",
+    "InvalidDepositCode",
+    "InvalidDigest",
+    "InvalidInput",
+    "InvalidMeta",
+    "InvalidProofRequest",
+    "InvalidSignatureField",
+    "InvalidStatement",
+    "NotFound",
+    "ProofInvalid",
+    "SignatureInvalid",
+    "StorageError",
+    "TooLarge",
+    "Unavailable",
+    "VerificationFailed",
+]
+
+
+class CunzhengError(Exception):
+    """Root of every deliberate error. ``code`` is stable; messages may improve."""
+
+    code: ClassVar[str] = "error"
+    title_zh: ClassVar[str] = "错误"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view: code, English message, Chinese title and details."""
+        return {
+            "code": self.code,
+            "message": self.message,
+            "title_zh": self.title_zh,
+            "details": self.details,
+        }
+
+
+class InvalidInput(CunzhengError):
+    code = "invalid_input"
+    title_zh = "输入无效"
+
+
+class InvalidDigest(InvalidInput):
+    code = "invalid_digest"
+    title_zh = "摘要格式无效"
+
+
+class InvalidStatement(InvalidInput):
+    code = "invalid_statement"
+    title_zh = "存证声明无效"
+
+
+class InvalidSignatureField(InvalidInput):
+    code = "invalid_signature_field"
+    title_zh = "签名字段无效"
+
+
+class InvalidMeta(InvalidInput):
+    code = "invalid_meta"
+    title_zh = "元数据无效"
+
+
+class InvalidDepositCode(InvalidInput):
+    code = "invalid_deposit_code"
+    title_zh = "存证编码无效"
+
+
+class InvalidCheckpoint(InvalidInput):
+    code = "invalid_checkpoint"
+    title_zh = "检查点格式无效"
+
+
+class InvalidProofRequest(InvalidInput):
+    code = "invalid_proof_request"
+    title_zh = "证明请求无效"
+
+
+class TooLarge(InvalidInput):
+    code = "too_large"
+    title_zh = "内容过大"
+
+
+class VerificationFailed(CunzhengError):
+    code = "verification_failed"
+    title_zh = "验证失败"
+
+
+class ProofInvalid(VerificationFailed):
+    code = "proof_invalid"
+    title_zh = "默克尔证明无效"
+
+
+class SignatureInvalid(VerificationFailed):
+    code = "signature_invalid"
+    title_zh = "签名无效"
+
+
+class NotFound(CunzhengError):
+    code = "not_found"
+    title_zh = "尚未存证"
+
+
+class StorageError(CunzhengError):
+    code = "storage_error"
+    title_zh = "存储错误"
+
+
+class Conflict(StorageError):
+    code = "conflict"
+    title_zh = "并发冲突"
+
+
+class Unavailable(CunzhengError):
+    code = "unavailable"
+    title_zh = "服务暂不可用"

@@ -1,0 +1,219 @@
+"""The ledger over a :class:`~ledger.store.Store`: log identity, reads, lookups and proofs.
+
+Writes go through :class:`~ledger.sequencer.Sequencer`. Proofs are computed from tiles with one
+read per tile level (RFC 9162 §2.1.3.1, §2.1.4.1); complete tiles never change, so they are
+cached.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from .canonical import jcs, loads
+from .checkpoint import Checkpoint, NoteSigner, NoteVerifier, open_checkpoint
+from .code import DepositCode
+from .entry import Digest
+from .errors import InvalidProofRequest, NotFound, StorageError
+from .merkle import EMPTY_ROOT, consistency_plan, inclusion_plan
+from .store import Block, Head, Store
+from .tiles import (
+    TILE_HEIGHT,
+    TILE_WIDTH,
+    TileID,
+    TiledTree,
+    compact_range_from_tiles,
+    decode_record,
+    node_hashes,
+    tile_width,
+)
+
+__all__ = ["Ledger", "LogConfig", "now_ms"]
+
+
+def now_ms() -> int:
+    """Wall-clock time in Unix milliseconds."""
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    """A log's identity, written with its first block and checked on every open."""
+
+    origin: str
+    vkey: str
+
+    def to_bytes(self) -> bytes:
+        return jcs({"origin": self.origin, "v": 1, "vkey": self.vkey})
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> LogConfig:
+        obj = loads(raw)
+        return cls(obj["origin"], obj["vkey"])
+
+
+class Ledger:
+    """Reads and proofs over one store, for one log (origin + signing key)."""
+
+    def __init__(
+        self,
+        store: Store,
+        signer: NoteSigner,
+        *,
+        clock: Callable[[], int] = now_ms,
+        tile_cache: int = 4096,
+    ) -> None:
+        self.store = store
+        self.signer = signer
+        self.verifier: NoteVerifier = signer.verifier
+        self.origin = signer.name
+        self.clock = clock
+        self._cache: OrderedDict[TileID, bytes] = OrderedDict()
+        self._cache_size = tile_cache
+        self._cache_lock = threading.Lock()
+
+    @classmethod
+    def open(
+        cls, store: Store, signer: NoteSigner, *, clock: Callable[[], int] = now_ms
+    ) -> Ledger:
+        """Open the log in ``store``, creating it (genesis checkpoint at size 0) if new.
+
+        A store created for another origin or key is refused, and so is one whose tiles do not
+        lead to its head checkpoint's root.
+        """
+        ledger = cls(store, signer, clock=clock)
+        config = LogConfig(signer.name, signer.vkey)
+        stored = store.config()
+        if stored is None:
+            genesis = Checkpoint(signer.name, 0, EMPTY_ROOT, clock(), None)
+            store.commit(
+                Block(0, [], [], [], [], {}, signer.sign(genesis.body()), config=config.to_bytes())
+            )
+        elif LogConfig.from_bytes(stored) != config:
+            have = LogConfig.from_bytes(stored)
+            raise StorageError(
+                f"this store belongs to log {have.vkey}, not {config.vkey} "
+                "(hint: open it with the key it was created with)",
+                got=config.vkey,
+                want=have.vkey,
+            )
+        return ledger
+
+    # --- tiles -------------------------------------------------------------------------------
+
+    def read_tiles(self, ids: Sequence[TileID]) -> list[bytes | None]:
+        """Tile records, complete ones from the cache when there."""
+        out: list[bytes | None] = [None] * len(ids)
+        missing = []
+        with self._cache_lock:
+            for i, tile in enumerate(ids):
+                record = self._cache.get(tile)
+                if record is None:
+                    missing.append(i)
+                else:
+                    self._cache.move_to_end(tile)
+                    out[i] = record
+        if missing:
+            fetched = self.store.read_tiles([ids[i] for i in missing])
+            with self._cache_lock:
+                for i, record in zip(missing, fetched, strict=True):
+                    out[i] = record
+                    if record is not None and tile_width(record) == TILE_WIDTH:
+                        self._cache[ids[i]] = record
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+        return out
+
+    def tile(self, level: int, index: int, width: int) -> bytes:
+        """The C2SP tile bytes (``width`` hashes) at tree level ``8·level``."""
+        head = self.head_size()
+        available = (head >> (TILE_HEIGHT * level)) - index * TILE_WIDTH
+        if level < 0 or index < 0 or not 0 < width <= min(available, TILE_WIDTH):
+            raise NotFound(f"tile {level}/{index} of width {width} does not exist yet")
+        (record,) = self.read_tiles([TileID(level, index)])
+        if record is None:
+            raise StorageError(f"tile {level}/{index} is missing")
+        return decode_record(record)[0][: width * 32]
+
+    # --- reads -------------------------------------------------------------------------------
+
+    def head(self) -> Head:
+        head = self.store.head()
+        if head is None:
+            raise StorageError("the log has no checkpoint yet; open it with Ledger.open")
+        return head
+
+    def head_size(self) -> int:
+        return self.head().size
+
+    def checked_head(self) -> tuple[Head, Checkpoint]:
+        """The head, its signature checked with our key and its root recomputed from tiles."""
+        head = self.head()
+        checkpoint = open_checkpoint(head.note, [self.verifier]).checkpoint
+        tree = TiledTree.load(head.size, self.read_tiles)
+        if checkpoint.size != head.size or tree.root() != checkpoint.root_hash:
+            raise StorageError(
+                f"the tree of size {head.size} does not match its checkpoint",
+                want=checkpoint.root_hash.hex(),
+                got=tree.root().hex(),
+            )
+        return head, checkpoint
+
+    def entry(self, index: int) -> bytes:
+        leaf = self.store.entry(index)
+        if leaf is None:
+            raise NotFound(f"no entry at index {index}", index=index)
+        return leaf
+
+    def meta(self, index: int) -> bytes | None:
+        return self.store.meta(index)
+
+    def lookup_code(self, code: DepositCode) -> list[int]:
+        """Indexes of the entries with this deposit code (one, barring an 80-bit collision)."""
+        return self.store.indexes_by_code(code.bits)
+
+    def lookup_digest(self, digest: Digest) -> list[int]:
+        """Indexes of every deposit of ``digest``, oldest first."""
+        return self.store.indexes_by_digest(digest.index_key)
+
+    def checkpoint(self, size: int) -> bytes:
+        note = self.store.checkpoint(size)
+        if note is None:
+            raise NotFound(f"no checkpoint at tree size {size}", tree_size=size)
+        return note
+
+    def checkpoint_covering(self, index: int) -> Head:
+        """The first checkpoint that includes leaf ``index`` (the block it was committed in)."""
+        head = self.store.checkpoint_at_or_after(index + 1)
+        if head is None:
+            raise NotFound(f"no checkpoint covers index {index}", index=index)
+        return head
+
+    # --- proofs ------------------------------------------------------------------------------
+
+    def _within(self, size: int) -> None:
+        head = self.head_size()
+        if size > head:
+            raise InvalidProofRequest(
+                f"tree size {size} is beyond the log's size {head}", tree_size=size, head=head
+            )
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        """RFC 9162 inclusion proof of leaf ``index`` in the tree of ``size``."""
+        plan = inclusion_plan(index, size)
+        self._within(size)
+        return plan.proof(node_hashes(plan.nodes, self.read_tiles))
+
+    def consistency_proof(self, size1: int, size2: int) -> list[bytes]:
+        """RFC 9162 consistency proof from the tree of ``size1`` to that of ``size2``."""
+        plan = consistency_plan(size1, size2)
+        self._within(size2)
+        return plan.proof(node_hashes(plan.nodes, self.read_tiles))
+
+    def root(self, size: int) -> bytes:
+        """The root of the tree of ``size`` (any size up to the head), from tiles."""
+        self._within(size)
+        return compact_range_from_tiles(size, self.read_tiles).root()

@@ -1,0 +1,282 @@
+"""Group commit: pending deposits become one block per commit (DESIGN §5).
+
+Callers :meth:`~Sequencer.submit` validated deposits from any thread (or ``await``
+:meth:`~Sequencer.deposit`); the entry bytes are built and hashed there. One writer thread takes
+whatever is pending — up to ``max_batch`` deposits, waiting at most ``max_delay`` for more — appends
+them to the tree, signs the next checkpoint (``time`` never goes backwards, ``prev`` chains the
+bodies) and hands entries, tiles, indexes, meta and checkpoint to the store as one atomic durable
+write. Only then does a caller's future resolve with its :class:`Receipt`.
+
+A statement deposited again (a retry) is not appended twice: its receipt names the original
+index, with ``duplicate=True``. If a commit fails, every deposit of that block gets the error, and
+the writer reloads the tree from the store, which is the truth whether or not the write landed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from .checkpoint import Checkpoint
+from .code import DepositCode
+from .entry import Deposit, build_entry, format_time
+from .errors import CunzhengError, StorageError, Unavailable
+from .log import Ledger
+from .merkle import leaf_hash
+from .store import Block
+from .tiles import TiledTree
+
+__all__ = ["Receipt", "Sequencer"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What a depositor gets once its deposit is durable."""
+
+    index: int
+    code: DepositCode
+    leaf_hash: bytes
+    tree_size: int
+    checkpoint: bytes
+    """The signed note of a checkpoint that includes the deposit."""
+    duplicate: bool = False
+    """True when this statement had been deposited before: ``index`` is the original."""
+
+
+@dataclass(slots=True)
+class _Pending:
+    deposits: Sequence[Deposit]
+    leaves: list[bytes]
+    hashes: list[bytes]
+    futures: list[Future[Receipt]]
+
+
+_STOP = object()
+
+
+class Sequencer:
+    """The single writer of a ledger. Use as a context manager, or :meth:`start` / :meth:`close`."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        *,
+        max_batch: int = 8192,
+        max_delay: float = 0.002,
+        max_pending: int = 1_000_000,
+    ) -> None:
+        if max_batch < 1 or max_delay < 0 or max_pending < 1:
+            raise ValueError("max_batch and max_pending must be positive, max_delay not negative")
+        self.ledger = ledger
+        self.max_batch = max_batch
+        self.max_delay = max_delay
+        self.max_pending = max_pending
+        self._queue: queue.SimpleQueue[_Pending | object] = queue.SimpleQueue()
+        self._pending = 0
+        self._pending_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._tree: TiledTree
+        self._last: Checkpoint
+        self.blocks = 0
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> Sequencer:
+        if self._thread is not None:
+            return self
+        self._load()
+        self._thread = threading.Thread(target=self._run, name="cunzheng-sequencer", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        """Commit what is pending, then stop. Later submits raise :class:`Unavailable`."""
+        self._closed = True
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join()
+            self._thread = None
+
+    def __enter__(self) -> Sequencer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _load(self) -> None:
+        """(Re)build the in-memory tree from the store and check it against the head."""
+        head, checkpoint = self.ledger.checked_head()
+        self._tree = TiledTree.load(head.size, self.ledger.read_tiles)
+        self._last = checkpoint
+
+    # --- intake (any thread) -----------------------------------------------------------------
+
+    def submit_many(self, deposits: Sequence[Deposit]) -> list[Future[Receipt]]:
+        """Queue deposits (received now); each future resolves once its block is durable."""
+        if self._closed or self._thread is None:
+            raise Unavailable("the sequencer is not running")
+        received_at = format_time(self.ledger.clock())
+        leaves = [build_entry(d, received_at) for d in deposits]
+        hashes = [leaf_hash(leaf) for leaf in leaves]
+        with self._pending_lock:
+            if self._pending + len(deposits) > self.max_pending:
+                raise Unavailable(
+                    f"{self._pending} deposits are waiting to be committed; retry shortly",
+                    pending=self._pending,
+                )
+            self._pending += len(deposits)
+        futures: list[Future[Receipt]] = [Future() for _ in deposits]
+        self._queue.put(_Pending(deposits, leaves, hashes, futures))
+        return futures
+
+    def submit(self, deposit: Deposit) -> Future[Receipt]:
+        return self.submit_many([deposit])[0]
+
+    def append(self, deposits: Sequence[Deposit]) -> list[Receipt]:
+        """Deposit and wait until durable (for scripts and tools)."""
+        return [f.result() for f in self.submit_many(deposits)]
+
+    async def deposit(self, deposit: Deposit) -> Receipt:
+        return await asyncio.wrap_future(self.submit(deposit))
+
+    async def deposit_many(self, deposits: Sequence[Deposit]) -> list[Receipt]:
+        futures = self.submit_many(deposits)
+        return list(await asyncio.gather(*(asyncio.wrap_future(f) for f in futures)))
+
+    # --- the writer thread -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            item = self._queue.get()
+            if item is _STOP:
+                break
+            assert isinstance(item, _Pending)
+            batch = [item]
+            count = len(item.deposits)
+            deadline = time.monotonic() + self.max_delay
+            while count < self.max_batch:
+                try:
+                    remaining = deadline - time.monotonic()
+                    nxt = (
+                        self._queue.get(timeout=remaining)
+                        if remaining > 0
+                        else self._queue.get_nowait()
+                    )
+                except queue.Empty:
+                    break
+                if nxt is _STOP:
+                    stopping = True
+                    break
+                assert isinstance(nxt, _Pending)
+                batch.append(nxt)
+                count += len(nxt.deposits)
+            self._commit(batch, count)
+
+    def _commit(self, batch: list[_Pending], count: int) -> None:
+        futures = [f for p in batch for f in p.futures]
+        try:
+            results = self._integrate(batch)
+        except Exception as exc:
+            error = exc if isinstance(exc, CunzhengError) else StorageError(f"commit failed: {exc}")
+            if not isinstance(exc, CunzhengError):
+                log.exception("sequencer commit failed")
+            for f in futures:
+                f.set_exception(error)
+            with contextlib.suppress(Exception):
+                self._load()
+        else:
+            for f, r in zip(futures, results, strict=True):
+                f.set_result(r)
+        finally:
+            with self._pending_lock:
+                self._pending -= count
+
+    def _integrate(self, batch: list[_Pending]) -> list[Receipt]:
+        store = self.ledger.store
+        deposits = [d for p in batch for d in p.deposits]
+        leaves = [leaf for p in batch for leaf in p.leaves]
+        hashes = [h for p in batch for h in p.hashes]
+        ids = [d.statement.identity for d in deposits]
+
+        # A statement already in the log, or earlier in this block, is not appended again.
+        existing = store.indexes_by_statement(ids)
+        first_in_block: dict[bytes, int] = {}
+        slots: list[int] = []  # position in the block, or -1 - existing index
+        new_leaves: list[bytes] = []
+        new_hashes: list[bytes] = []
+        new_deposits: list[Deposit] = []
+        new_ids: list[bytes] = []
+        for i, sid in enumerate(ids):
+            old = existing[i]
+            if old is not None:
+                slots.append(-1 - old)
+            elif sid in first_in_block:
+                slots.append(-1 - first_in_block[sid])
+            else:
+                position = len(new_leaves)
+                first_in_block[sid] = self._tree.size + position
+                slots.append(position)
+                new_leaves.append(leaves[i])
+                new_hashes.append(hashes[i])
+                new_deposits.append(deposits[i])
+                new_ids.append(sid)
+
+        old_size = self._tree.size
+        if new_leaves:
+            tiles = self._tree.extend(new_hashes)
+            checkpoint = Checkpoint(
+                self.ledger.origin,
+                self._tree.size,
+                self._tree.root(),
+                max(self.ledger.clock(), self._last.time_ms or 0),
+                self._last.body_hash(),
+            )
+            note = self.ledger.signer.sign(checkpoint.body())
+            metas = {
+                old_size + n: d.meta for n, d in enumerate(new_deposits) if d.meta is not None
+            }
+            store.commit(
+                Block(
+                    old_size,
+                    new_leaves,
+                    new_hashes,
+                    [d.statement.digest.index_key for d in new_deposits],
+                    new_ids,
+                    tiles,
+                    note,
+                    metas,
+                )
+            )
+            self._last = checkpoint
+            self.blocks += 1
+        else:
+            note = self.ledger.head().note
+        size = self._tree.size
+
+        receipts = []
+        for slot in slots:
+            if slot >= 0:
+                h = new_hashes[slot]
+                receipts.append(
+                    Receipt(old_size + slot, DepositCode.from_leaf_hash(h), h, size, note)
+                )
+            else:
+                index = -1 - slot
+                h = new_hashes[index - old_size] if index >= old_size else leaf_hash(
+                    self.ledger.entry(index)
+                )
+                receipts.append(
+                    Receipt(index, DepositCode.from_leaf_hash(h), h, size, note, duplicate=True)
+                )
+        return receipts

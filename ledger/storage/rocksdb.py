@@ -1,0 +1,233 @@
+"""The embedded default backend: RocksDB through rocksdict (raw mode, one WriteBatch per block,
+``sync=True``).
+
+Pitfalls this module works around (shared/research/peers-and-libraries.md §3):
+``ReadOptions.set_iterate_lower_bound`` sets the upper bound, so scans start with ``seek``;
+``write`` holds the GIL through fsync, so the sequencer batches; ``close`` is only real once every
+iterator is gone, so iterators never outlive a call; one process may open the directory read-write.
+
+Key layout (one column family, one-byte prefixes, integers big-endian so order is numeric)::
+
+    C                      → log config (origin, vkey), written once
+    H                      → head tree size (u64)
+    e ‖ index              → leaf
+    m ‖ index              → private meta
+    t ‖ level(u8) ‖ index  → tile record
+    c ‖ code(10) ‖ index   → ""          (by deposit code)
+    d ‖ alg(1) ‖ digest ‖ index → ""     (by evidence digest, oldest first)
+    s ‖ statement id(16)   → index
+    k ‖ size               → checkpoint note
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from rocksdict import (
+    AccessType,
+    BlockBasedOptions,
+    Cache,
+    DBCompressionType,
+    Options,
+    Rdict,
+    ReadOptions,
+    WriteBatch,
+    WriteOptions,
+)
+
+from ..errors import Conflict, StorageError
+from ..store import Block, Head
+from ..tiles import TileID
+
+__all__ = ["RocksStore"]
+
+_U64 = struct.Struct(">Q")
+_TILE = struct.Struct(">BQ")
+_CONFIG = b"C"
+_HEAD = b"H"
+
+
+def _u64(n: int) -> bytes:
+    return _U64.pack(n)
+
+
+class RocksStore:
+    """A :class:`~ledger.store.Store` in a RocksDB directory."""
+
+    def __init__(self, path: str | Path, *, read_only: bool = False, cache_mb: int = 256) -> None:
+        self.path = str(path)
+        self.read_only = read_only
+        options = Options(raw_mode=True)
+        options.create_if_missing(not read_only)
+        options.set_compression_type(DBCompressionType.lz4())
+        options.set_bottommost_compression_type(DBCompressionType.zstd())
+        table = BlockBasedOptions()
+        table.set_bloom_filter(10, False)
+        table.set_block_cache(Cache(cache_mb << 20))
+        table.set_cache_index_and_filter_blocks(True)
+        options.set_block_based_table_factory(table)
+        options.increase_parallelism(2)
+        options.set_max_background_jobs(2)
+        try:
+            if read_only:
+                if not Path(self.path, "CURRENT").exists():
+                    raise StorageError(f"no ledger store at {self.path}", path=self.path)
+                self._db = Rdict(
+                    self.path, options=options, access_type=AccessType.read_only(False)
+                )
+            else:
+                Path(self.path).mkdir(parents=True, exist_ok=True)
+                self._db = Rdict(self.path, options=options)
+        except StorageError:
+            raise
+        except Exception as exc:
+            hint = " (is another cunzheng process using it?)" if "lock" in str(exc).lower() else ""
+            raise StorageError(f"cannot open store at {self.path}{hint}: {exc}") from exc
+        self._sync = WriteOptions()
+        self._sync.sync = True
+        self._lock = threading.Lock()
+
+    def _scan(self, prefix: bytes, start: bytes, end: bytes | None = None) -> Iterator[bytes]:
+        """Keys from ``start`` on (below ``end``) that begin with ``prefix``."""
+        it = self._db.iter(ReadOptions())
+        try:
+            it.seek(start)
+            while it.valid():
+                key = it.key()
+                if not key.startswith(prefix) or (end is not None and key >= end):
+                    break
+                yield key
+                it.next()
+        finally:
+            del it
+
+    def _get(self, key: bytes) -> Any:
+        try:
+            return self._db.get(key)
+        except Exception as exc:
+            raise StorageError(f"read failed: {exc}") from exc
+
+    def config(self) -> bytes | None:
+        value: bytes | None = self._get(_CONFIG)
+        return value
+
+    def head(self) -> Head | None:
+        raw = self._get(_HEAD)
+        if raw is None:
+            return None
+        size = _U64.unpack(raw)[0]
+        note = self._get(b"k" + raw)
+        if note is None:
+            raise StorageError(f"head names checkpoint {size}, which is missing")
+        return Head(size, note)
+
+    def read_tiles(self, ids: Sequence[TileID]) -> list[bytes | None]:
+        if not ids:
+            return []
+        values: list[bytes | None] = self._db[[b"t" + _TILE.pack(t.level, t.index) for t in ids]]
+        return values
+
+    def entry(self, index: int) -> bytes | None:
+        if index < 0:
+            return None
+        value: bytes | None = self._get(b"e" + _u64(index))
+        return value
+
+    def entries(self, start: int, end: int) -> list[bytes]:
+        start, end = max(start, 0), max(end, 0)
+        if start >= end:
+            return []
+        values: list[bytes | None] = self._db[[b"e" + _u64(i) for i in range(start, end)]]
+        return [v for v in values if v is not None]
+
+    def meta(self, index: int) -> bytes | None:
+        if index < 0:
+            return None
+        value: bytes | None = self._get(b"m" + _u64(index))
+        return value
+
+    def _indexes(self, prefix: bytes) -> list[int]:
+        return [_U64.unpack(k[-8:])[0] for k in self._scan(prefix, prefix)]
+
+    def indexes_by_code(self, code: bytes) -> list[int]:
+        return self._indexes(b"c" + code)
+
+    def indexes_by_digest(self, digest_key: bytes) -> list[int]:
+        return self._indexes(b"d" + digest_key)
+
+    def indexes_by_statement(self, ids: Sequence[bytes]) -> list[int | None]:
+        if not ids:
+            return []
+        values = self._db[[b"s" + i for i in ids]]
+        return [None if v is None else _U64.unpack(v)[0] for v in values]
+
+    def checkpoint(self, size: int) -> bytes | None:
+        if size < 0:
+            return None
+        value: bytes | None = self._get(b"k" + _u64(size))
+        return value
+
+    def checkpoint_at_or_after(self, size: int) -> Head | None:
+        for key in self._scan(b"k", b"k" + _u64(max(size, 0))):
+            return Head(_U64.unpack(key[1:])[0], self._get(key))
+        return None
+
+    def checkpoints(self, start: int = 0) -> Iterator[Head]:
+        for key in self._scan(b"k", b"k" + _u64(max(start, 0))):
+            yield Head(_U64.unpack(key[1:])[0], self._get(key))
+
+    def commit(self, block: Block) -> None:
+        if self.read_only:
+            raise StorageError("store is open read-only")
+        with self._lock:
+            raw = self._get(_HEAD)
+            current = None if raw is None else _U64.unpack(raw)[0]
+            if current is None:
+                if block.old_size != 0 or block.config is None:
+                    raise Conflict("a new store starts with a genesis block carrying config")
+            elif block.old_size != current or block.config is not None:
+                raise Conflict(
+                    f"block starts at {block.old_size}, head is at {current}",
+                    got=block.old_size,
+                    want=current,
+                )
+            batch = WriteBatch(raw_mode=True)
+            put = batch.put
+            base = block.old_size
+            for offset, leaf in enumerate(block.leaves):
+                index = _u64(base + offset)
+                put(b"e" + index, leaf)
+                put(b"c" + block.leaf_hashes[offset][:10] + index, b"")
+                put(b"d" + block.digest_keys[offset] + index, b"")
+                put(b"s" + block.statement_ids[offset], index)
+            for index_int, meta in block.metas.items():
+                put(b"m" + _u64(index_int), meta)
+            for tile, record in block.tiles.items():
+                put(b"t" + _TILE.pack(tile.level, tile.index), record)
+            if block.config is not None:
+                put(_CONFIG, block.config)
+            size = _u64(block.new_size)
+            put(b"k" + size, block.checkpoint)
+            put(_HEAD, size)
+            try:
+                self._db.write(batch, self._sync)
+            except Exception as exc:
+                raise StorageError(f"commit of block at {base} failed: {exc}") from exc
+
+    def stored_bytes(self) -> int:
+        """Bytes of the store's files on disk (after a flush)."""
+        self._db.flush(True)
+        return sum(f.stat().st_size for f in Path(self.path).iterdir() if f.is_file())
+
+    def compact(self) -> None:
+        self._db.compact_range(None, None)
+
+    def close(self) -> None:
+        db = getattr(self, "_db", None)
+        if db is not None:
+            db.close()
+            del self._db

@@ -1,0 +1,130 @@
+"""The one storage interface (DESIGN §6): immutable records, reads, one atomic commit per block.
+
+The ledger core never knows which backend it runs on. A backend stores exactly what a
+:class:`Block` hands it — it computes nothing — and :meth:`Store.commit` is all-or-nothing and
+durable when it returns, and refuses a block that does not start at the current head
+(compare-and-swap), so two writers can never fork the log.
+
+Keys a backend indexes by:
+
+- entry (leaf) by index; private meta by index;
+- tile record by :class:`~ledger.tiles.TileID` (complete tiles never change; the right-edge
+  tile of each level only grows);
+- deposit code (first 10 bytes of the leaf hash) → indexes; evidence digest → indexes (oldest
+  first); statement identity → index (a repeated statement is the same deposit);
+- checkpoint note by tree size; the head is the latest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .errors import InvalidInput
+from .tiles import TileID
+
+__all__ = ["Block", "Head", "Store", "open_store"]
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """The latest checkpoint: tree size and signed note."""
+
+    size: int
+    note: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """Everything one commit writes. Leaves are ``[old_size, old_size + len(leaves))``.
+
+    The first block of a log (``old_size == 0`` and no head yet) carries ``config``: the log's
+    identity (origin and verifier key), checked when the store is opened again.
+    """
+
+    old_size: int
+    leaves: Sequence[bytes]
+    leaf_hashes: Sequence[bytes]
+    digest_keys: Sequence[bytes]
+    statement_ids: Sequence[bytes]
+    tiles: Mapping[TileID, bytes]
+    checkpoint: bytes
+    metas: Mapping[int, bytes] = field(default_factory=dict)
+    config: bytes | None = None
+
+    @property
+    def new_size(self) -> int:
+        return self.old_size + len(self.leaves)
+
+
+class Store(Protocol):
+    """A ledger backend. Reads may run concurrently with the one writer."""
+
+    def config(self) -> bytes | None:
+        """The log identity written with the first block, or ``None`` for a new store."""
+        ...
+
+    def head(self) -> Head | None:
+        """The latest checkpoint, or ``None`` for a new store."""
+        ...
+
+    def read_tiles(self, ids: Sequence[TileID]) -> list[bytes | None]:
+        """Tile records, ``None`` where absent."""
+        ...
+
+    def entry(self, index: int) -> bytes | None: ...
+
+    def entries(self, start: int, end: int) -> list[bytes]:
+        """Leaves ``[start, end)`` that exist, in order."""
+        ...
+
+    def meta(self, index: int) -> bytes | None: ...
+
+    def indexes_by_code(self, code: bytes) -> list[int]:
+        """Indexes whose leaf hash starts with the 10 ``code`` bytes (one, barring a collision)."""
+        ...
+
+    def indexes_by_digest(self, digest_key: bytes) -> list[int]:
+        """Indexes of every deposit of a digest, oldest first."""
+        ...
+
+    def indexes_by_statement(self, ids: Sequence[bytes]) -> list[int | None]:
+        """For each statement identity, the index it was deposited at, if any."""
+        ...
+
+    def checkpoint(self, size: int) -> bytes | None: ...
+
+    def checkpoint_at_or_after(self, size: int) -> Head | None:
+        """The first checkpoint whose tree size is ``>= size``."""
+        ...
+
+    def checkpoints(self, start: int = 0) -> Iterator[Head]:
+        """Every checkpoint with tree size ``>= start``, in order."""
+        ...
+
+    def commit(self, block: Block) -> None:
+        """Write the block atomically and durably; :class:`~ledger.errors.Conflict` if the head
+        is not ``block.old_size``; :class:`~ledger.errors.StorageError` on failure."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def open_store(url: str, *, read_only: bool = False) -> Store:
+    """Open a backend by URL: ``rocksdb:PATH`` or a plain path (RocksDB), ``memory:``."""
+    if url == "memory:":
+        from .storage.memory import MemoryStore
+
+        return MemoryStore()
+    if url.startswith(("postgresql://", "postgres://")):
+        raise InvalidInput(
+            "the PostgreSQL backend is not built yet (issue 8); use a RocksDB directory",
+            url_scheme="postgresql",
+        )
+    path = url.removeprefix("rocksdb:")
+    if not path:
+        raise InvalidInput("store URL names no directory", url=url)
+    from .storage.rocksdb import RocksStore
+
+    return RocksStore(path, read_only=read_only)
