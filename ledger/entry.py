@@ -18,8 +18,14 @@ from typing import Any
 
 from .canonical import MAX_SAFE_INTEGER, jcs, loads
 from .code import DepositCode
-from .errors import InvalidDigest, InvalidInput, InvalidMeta, InvalidSignatureField, InvalidStatement
-from .errors import TooLarge
+from .errors import (
+    InvalidDigest,
+    InvalidInput,
+    InvalidMeta,
+    InvalidSignatureField,
+    InvalidStatement,
+    TooLarge,
+)
 from .merkle import leaf_hash
 
 __all__ = [
@@ -200,6 +206,9 @@ class Statement:
     media_type: str
     captured_at: str
     meta_commitment: str
+    key: bytes
+    """Digest index key ‖ SHA-256(raw)[:16]: names this exact statement under its digest.
+    A statement deposited again (a retry) has the same key and is not appended twice."""
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> Statement:
@@ -285,7 +294,8 @@ class Statement:
                 got=len(raw),
                 limit=MAX_STATEMENT_BYTES,
             )
-        return cls(raw, depositor, kind, digest, size, media_type, captured_at, commitment)
+        key = digest.index_key + hashlib.sha256(raw).digest()[:16]
+        return cls(raw, depositor, kind, digest, size, media_type, captured_at, commitment, key)
 
     @classmethod
     def build(
@@ -320,11 +330,6 @@ class Statement:
     def signed_hash(self) -> bytes:
         """SHA-256(JCS(statement)): what the depositor's signature covers."""
         return hashlib.sha256(self.raw).digest()
-
-    @property
-    def identity(self) -> bytes:
-        """16 bytes naming this exact statement: a repeated statement is the same deposit."""
-        return hashlib.sha256(self.raw).digest()[:16]
 
 
 @dataclass(frozen=True, slots=True)

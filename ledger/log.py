@@ -18,17 +18,17 @@ from .checkpoint import Checkpoint, NoteSigner, NoteVerifier, open_checkpoint
 from .code import DepositCode
 from .entry import Digest
 from .errors import InvalidProofRequest, NotFound, StorageError
-from .merkle import EMPTY_ROOT, consistency_plan, inclusion_plan
+from .merkle import EMPTY_ROOT, HASH_SIZE, consistency_plan, inclusion_plan
 from .store import Block, Head, Store
 from .tiles import (
     TILE_HEIGHT,
     TILE_WIDTH,
-    TileID,
+    Strata,
     TiledTree,
+    TileID,
     compact_range_from_tiles,
     decode_record,
     node_hashes,
-    tile_width,
 )
 
 __all__ = ["Ledger", "LogConfig", "now_ms"]
@@ -71,7 +71,7 @@ class Ledger:
         self.verifier: NoteVerifier = signer.verifier
         self.origin = signer.name
         self.clock = clock
-        self._cache: OrderedDict[TileID, bytes] = OrderedDict()
+        self._cache: OrderedDict[TileID, Strata] = OrderedDict()
         self._cache_size = tile_cache
         self._cache_lock = threading.Lock()
 
@@ -90,7 +90,7 @@ class Ledger:
         if stored is None:
             genesis = Checkpoint(signer.name, 0, EMPTY_ROOT, clock(), None)
             store.commit(
-                Block(0, [], [], [], [], {}, signer.sign(genesis.body()), config=config.to_bytes())
+                Block(0, [], [], [], {}, signer.sign(genesis.body()), config=config.to_bytes())
             )
         elif LogConfig.from_bytes(stored) != config:
             have = LogConfig.from_bytes(stored)
@@ -105,26 +105,33 @@ class Ledger:
     # --- tiles -------------------------------------------------------------------------------
 
     def read_tiles(self, ids: Sequence[TileID]) -> list[bytes | None]:
-        """Tile records, complete ones from the cache when there."""
-        out: list[bytes | None] = [None] * len(ids)
+        """Tile records, straight from the store."""
+        return self.store.read_tiles(ids)
+
+    def read_strata(self, ids: Sequence[TileID]) -> list[Strata | None]:
+        """Decoded tiles; complete ones are cached (they never change)."""
+        out: list[Strata | None] = [None] * len(ids)
         missing = []
+        cache = self._cache
         with self._cache_lock:
             for i, tile in enumerate(ids):
-                record = self._cache.get(tile)
-                if record is None:
+                strata = cache.get(tile)
+                if strata is None:
                     missing.append(i)
                 else:
-                    self._cache.move_to_end(tile)
-                    out[i] = record
+                    cache.move_to_end(tile)
+                    out[i] = strata
         if missing:
             fetched = self.store.read_tiles([ids[i] for i in missing])
             with self._cache_lock:
                 for i, record in zip(missing, fetched, strict=True):
-                    out[i] = record
-                    if record is not None and tile_width(record) == TILE_WIDTH:
-                        self._cache[ids[i]] = record
-                while len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
+                    if record is None:
+                        continue
+                    strata = out[i] = decode_record(record)
+                    if len(strata[0]) == TILE_WIDTH * HASH_SIZE:
+                        cache[ids[i]] = strata
+                while len(cache) > self._cache_size:
+                    cache.popitem(last=False)
         return out
 
     def tile(self, level: int, index: int, width: int) -> bytes:
@@ -133,10 +140,10 @@ class Ledger:
         available = (head >> (TILE_HEIGHT * level)) - index * TILE_WIDTH
         if level < 0 or index < 0 or not 0 < width <= min(available, TILE_WIDTH):
             raise NotFound(f"tile {level}/{index} of width {width} does not exist yet")
-        (record,) = self.read_tiles([TileID(level, index)])
-        if record is None:
+        (strata,) = self.read_strata([TileID(level, index)])
+        if strata is None:
             raise StorageError(f"tile {level}/{index} is missing")
-        return decode_record(record)[0][: width * 32]
+        return strata[0][: width * HASH_SIZE]
 
     # --- reads -------------------------------------------------------------------------------
 
@@ -205,13 +212,13 @@ class Ledger:
         """RFC 9162 inclusion proof of leaf ``index`` in the tree of ``size``."""
         plan = inclusion_plan(index, size)
         self._within(size)
-        return plan.proof(node_hashes(plan.nodes, self.read_tiles))
+        return plan.proof(node_hashes(plan.nodes, self.read_strata))
 
     def consistency_proof(self, size1: int, size2: int) -> list[bytes]:
         """RFC 9162 consistency proof from the tree of ``size1`` to that of ``size2``."""
         plan = consistency_plan(size1, size2)
         self._within(size2)
-        return plan.proof(node_hashes(plan.nodes, self.read_tiles))
+        return plan.proof(node_hashes(plan.nodes, self.read_strata))
 
     def root(self, size: int) -> bytes:
         """The root of the tree of ``size`` (any size up to the head), from tiles."""

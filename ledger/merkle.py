@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from hashlib import sha256
+from typing import NamedTuple
 
 from .errors import InvalidProofRequest
 
@@ -59,8 +60,7 @@ def node_hash(left: bytes, right: bytes) -> bytes:
     return sha256(NODE_HASH_PREFIX + left + right).digest()
 
 
-@dataclass(frozen=True, slots=True)
-class NodeID:
+class NodeID(NamedTuple):
     """A complete subtree: ``level`` above the leaves, ``index`` from the left at that level."""
 
     level: int
@@ -75,12 +75,6 @@ class NodeID:
     def end(self) -> int:
         """One past the last leaf covered."""
         return (self.index + 1) << self.level
-
-    def sibling(self) -> NodeID:
-        return NodeID(self.level, self.index ^ 1)
-
-    def parent(self) -> NodeID:
-        return NodeID(self.level + 1, self.index >> 1)
 
 
 def range_nodes(begin: int, end: int) -> list[NodeID]:
@@ -200,11 +194,9 @@ def _plan(index: int, level: int, size: int) -> tuple[list[NodeID], int, int]:
     right = range_nodes(fork.end, size)
     left = range_nodes(0, fork.begin)
 
-    node = NodeID(level, index)
-    nodes = [node]
-    while node.level < fork.level:
-        nodes.append(node.sibling())
-        node = node.parent()
+    nodes = [NodeID(level, index)]
+    for lvl in range(level, fork.level):
+        nodes.append(NodeID(lvl, (index >> (lvl - level)) ^ 1))
     fold_begin = len(nodes)
     nodes.extend(reversed(right))
     fold_end = len(nodes)

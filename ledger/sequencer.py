@@ -23,6 +23,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from .checkpoint import Checkpoint
 from .code import DepositCode
@@ -38,12 +39,10 @@ __all__ = ["Receipt", "Sequencer"]
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class Receipt:
+class Receipt(NamedTuple):
     """What a depositor gets once its deposit is durable."""
 
     index: int
-    code: DepositCode
     leaf_hash: bytes
     tree_size: int
     checkpoint: bytes
@@ -51,13 +50,17 @@ class Receipt:
     duplicate: bool = False
     """True when this statement had been deposited before: ``index`` is the original."""
 
+    @property
+    def code(self) -> DepositCode:
+        return DepositCode.from_leaf_hash(self.leaf_hash)
+
 
 @dataclass(slots=True)
 class _Pending:
     deposits: Sequence[Deposit]
     leaves: list[bytes]
     hashes: list[bytes]
-    futures: list[Future[Receipt]]
+    future: Future[list[Receipt]]
 
 
 _STOP = object()
@@ -121,8 +124,9 @@ class Sequencer:
 
     # --- intake (any thread) -----------------------------------------------------------------
 
-    def submit_many(self, deposits: Sequence[Deposit]) -> list[Future[Receipt]]:
-        """Queue deposits (received now); each future resolves once its block is durable."""
+    def submit_many(self, deposits: Sequence[Deposit]) -> Future[list[Receipt]]:
+        """Queue deposits (received now); the future resolves, with one receipt per deposit in
+        order, once they are durable. They may be spread over more than one block."""
         if self._closed or self._thread is None:
             raise Unavailable("the sequencer is not running")
         received_at = format_time(self.ledger.clock())
@@ -135,23 +139,20 @@ class Sequencer:
                     pending=self._pending,
                 )
             self._pending += len(deposits)
-        futures: list[Future[Receipt]] = [Future() for _ in deposits]
-        self._queue.put(_Pending(deposits, leaves, hashes, futures))
-        return futures
-
-    def submit(self, deposit: Deposit) -> Future[Receipt]:
-        return self.submit_many([deposit])[0]
+        future: Future[list[Receipt]] = Future()
+        self._queue.put(_Pending(deposits, leaves, hashes, future))
+        return future
 
     def append(self, deposits: Sequence[Deposit]) -> list[Receipt]:
         """Deposit and wait until durable (for scripts and tools)."""
-        return [f.result() for f in self.submit_many(deposits)]
+        return self.submit_many(deposits).result()
 
     async def deposit(self, deposit: Deposit) -> Receipt:
-        return await asyncio.wrap_future(self.submit(deposit))
+        (receipt,) = await asyncio.wrap_future(self.submit_many([deposit]))
+        return receipt
 
     async def deposit_many(self, deposits: Sequence[Deposit]) -> list[Receipt]:
-        futures = self.submit_many(deposits)
-        return list(await asyncio.gather(*(asyncio.wrap_future(f) for f in futures)))
+        return await asyncio.wrap_future(self.submit_many(deposits))
 
     # --- the writer thread -------------------------------------------------------------------
 
@@ -184,20 +185,22 @@ class Sequencer:
             self._commit(batch, count)
 
     def _commit(self, batch: list[_Pending], count: int) -> None:
-        futures = [f for p in batch for f in p.futures]
         try:
             results = self._integrate(batch)
         except Exception as exc:
             error = exc if isinstance(exc, CunzhengError) else StorageError(f"commit failed: {exc}")
             if not isinstance(exc, CunzhengError):
                 log.exception("sequencer commit failed")
-            for f in futures:
-                f.set_exception(error)
+            for p in batch:
+                p.future.set_exception(error)
             with contextlib.suppress(Exception):
                 self._load()
         else:
-            for f, r in zip(futures, results, strict=True):
-                f.set_result(r)
+            start = 0
+            for p in batch:
+                end = start + len(p.deposits)
+                p.future.set_result(results[start:end])
+                start = end
         finally:
             with self._pending_lock:
                 self._pending -= count
@@ -205,35 +208,34 @@ class Sequencer:
     def _integrate(self, batch: list[_Pending]) -> list[Receipt]:
         store = self.ledger.store
         deposits = [d for p in batch for d in p.deposits]
-        leaves = [leaf for p in batch for leaf in p.leaves]
         hashes = [h for p in batch for h in p.hashes]
-        ids = [d.statement.identity for d in deposits]
+        keys = [d.statement.key for d in deposits]
 
         # A statement already in the log, or earlier in this block, is not appended again.
-        existing = store.indexes_by_statement(ids)
-        first_in_block: dict[bytes, int] = {}
-        slots: list[int] = []  # position in the block, or -1 - existing index
-        new_leaves: list[bytes] = []
-        new_hashes: list[bytes] = []
-        new_deposits: list[Deposit] = []
-        new_ids: list[bytes] = []
-        for i, sid in enumerate(ids):
-            old = existing[i]
-            if old is not None:
-                slots.append(-1 - old)
-            elif sid in first_in_block:
-                slots.append(-1 - first_in_block[sid])
-            else:
-                position = len(new_leaves)
-                first_in_block[sid] = self._tree.size + position
-                slots.append(position)
-                new_leaves.append(leaves[i])
-                new_hashes.append(hashes[i])
-                new_deposits.append(deposits[i])
-                new_ids.append(sid)
-
+        known: dict[bytes, int] = {}
+        for key, index in zip(keys, store.indexes_by_statement(keys), strict=True):
+            if index is not None:
+                known[key] = index
         old_size = self._tree.size
-        if new_leaves:
+        fresh: list[int] = []  # positions in `deposits` that become new leaves
+        if known or len(set(keys)) != len(keys):
+            for i, key in enumerate(keys):
+                if key not in known:
+                    known[key] = old_size + len(fresh)
+                    fresh.append(i)
+        else:
+            fresh = list(range(len(deposits)))
+
+        if fresh:
+            if len(fresh) == len(deposits):
+                new_deposits = deposits
+                new_hashes = hashes
+                new_leaves = [leaf for p in batch for leaf in p.leaves]
+            else:
+                leaves = [leaf for p in batch for leaf in p.leaves]
+                new_deposits = [deposits[i] for i in fresh]
+                new_hashes = [hashes[i] for i in fresh]
+                new_leaves = [leaves[i] for i in fresh]
             tiles = self._tree.extend(new_hashes)
             checkpoint = Checkpoint(
                 self.ledger.origin,
@@ -251,8 +253,7 @@ class Sequencer:
                     old_size,
                     new_leaves,
                     new_hashes,
-                    [d.statement.digest.index_key for d in new_deposits],
-                    new_ids,
+                    [d.statement.key for d in new_deposits],
                     tiles,
                     note,
                     metas,
@@ -264,19 +265,16 @@ class Sequencer:
             note = self.ledger.head().note
         size = self._tree.size
 
+        if len(fresh) == len(deposits):
+            return [Receipt(old_size + i, h, size, note) for i, h in enumerate(hashes)]
         receipts = []
-        for slot in slots:
-            if slot >= 0:
-                h = new_hashes[slot]
-                receipts.append(
-                    Receipt(old_size + slot, DepositCode.from_leaf_hash(h), h, size, note)
-                )
+        for i, key in enumerate(keys):
+            index = known[key]
+            if index >= old_size and fresh[index - old_size] == i:
+                receipts.append(Receipt(index, hashes[i], size, note))
             else:
-                index = -1 - slot
                 h = new_hashes[index - old_size] if index >= old_size else leaf_hash(
                     self.ledger.entry(index)
                 )
-                receipts.append(
-                    Receipt(index, DepositCode.from_leaf_hash(h), h, size, note, duplicate=True)
-                )
+                receipts.append(Receipt(index, h, size, note, duplicate=True))
         return receipts

@@ -10,8 +10,10 @@ Keys a backend indexes by:
 - entry (leaf) by index; private meta by index;
 - tile record by :class:`~ledger.tiles.TileID` (complete tiles never change; the right-edge
   tile of each level only grows);
-- deposit code (first 10 bytes of the leaf hash) → indexes; evidence digest → indexes (oldest
-  first); statement identity → index (a repeated statement is the same deposit);
+- deposit code (first 10 bytes of the leaf hash) → indexes;
+- statement key (evidence digest key ‖ statement hash) → index: one index serves both "every
+  deposit of a digest, oldest first" (a prefix scan) and "was this exact statement deposited
+  already" (a point read);
 - checkpoint note by tree size; the head is the latest.
 """
 
@@ -46,8 +48,7 @@ class Block:
     old_size: int
     leaves: Sequence[bytes]
     leaf_hashes: Sequence[bytes]
-    digest_keys: Sequence[bytes]
-    statement_ids: Sequence[bytes]
+    statement_keys: Sequence[bytes]
     tiles: Mapping[TileID, bytes]
     checkpoint: bytes
     metas: Mapping[int, bytes] = field(default_factory=dict)
@@ -89,8 +90,8 @@ class Store(Protocol):
         """Indexes of every deposit of a digest, oldest first."""
         ...
 
-    def indexes_by_statement(self, ids: Sequence[bytes]) -> list[int | None]:
-        """For each statement identity, the index it was deposited at, if any."""
+    def indexes_by_statement(self, keys: Sequence[bytes]) -> list[int | None]:
+        """For each statement key, the index it was deposited at, if any."""
         ...
 
     def checkpoint(self, size: int) -> bytes | None: ...

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from hashlib import sha256
+from typing import NamedTuple
 
-from .errors import InvalidInput, InvalidProofRequest, StorageError
+from .errors import InvalidInput, StorageError
 from .merkle import HASH_SIZE, NODE_HASH_PREFIX, CompactRange, NodeID, range_nodes
 
 __all__ = [
@@ -46,8 +46,7 @@ ENTRY_BUNDLE_LEVEL = -1
 _RECORD_WIDTH = {(w + (w >> 3) + (w >> 6)) * HASH_SIZE: w for w in range(TILE_WIDTH + 1)}
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class TileID:
+class TileID(NamedTuple):
     """Tile ``index`` at tile ``level`` (tree level ``8·level``)."""
 
     level: int
@@ -135,65 +134,69 @@ def parse_tile_path(path: str) -> tuple[int, int, int]:
     return level, index, width
 
 
-def _fold(hashes: bytes) -> bytes:
-    """The root of a perfect subtree given its 1, 2 or 4 child hashes at one stratum."""
-    n = len(hashes) // HASH_SIZE
-    if n == 1:
-        return hashes
-    if n == 2:
-        return sha256(NODE_HASH_PREFIX + hashes).digest()
-    if n == 4:
-        return sha256(
-            NODE_HASH_PREFIX
-            + sha256(NODE_HASH_PREFIX + hashes[:64]).digest()
-            + sha256(NODE_HASH_PREFIX + hashes[64:]).digest()
-        ).digest()
-    raise AssertionError(n)
+# Sub-level -> (position of the stratum below it in a record, its sub-level).
+_STRATUM_BELOW = [(0 if sub < 3 else 1 if sub < 6 else 2, 0 if sub < 3 else 3 if sub < 6 else 6)
+                  for sub in range(TILE_HEIGHT)]
 
 
-def _locate(node: NodeID) -> tuple[TileID, int, int, int]:
-    """Tile of ``node``, the stratum below it, and the slice of that stratum it covers."""
-    level, sub = divmod(node.level, TILE_HEIGHT)
-    tile = TileID(level, node.index >> (TILE_HEIGHT - sub))
-    pos = node.index - (tile.index << (TILE_HEIGHT - sub))
-    stratum = 6 if sub >= 6 else 3 if sub >= 3 else 0
-    span = 1 << (sub - stratum)
-    return tile, STRATA.index(stratum), pos * span, span
+Strata = tuple[bytes, bytes, bytes]
+ReadTiles = Callable[[Sequence[TileID]], Sequence[bytes | None]]
+ReadStrata = Callable[[Sequence[TileID]], Sequence[Strata | None]]
 
 
-def node_hashes(
-    nodes: Sequence[NodeID], read_tiles: Callable[[Sequence[TileID]], Sequence[bytes | None]]
-) -> list[bytes]:
-    """Hashes of complete ``nodes``, computed from tile records fetched by ``read_tiles``.
+def strata_reader(read_tiles: ReadTiles) -> ReadStrata:
+    """Adapt a reader of tile records into a reader of decoded strata."""
+
+    def read(ids: Sequence[TileID]) -> list[Strata | None]:
+        return [None if r is None else decode_record(r) for r in read_tiles(ids)]
+
+    return read
+
+
+def node_hashes(nodes: Sequence[NodeID], read_strata: ReadStrata) -> list[bytes]:
+    """Hashes of complete ``nodes``, computed from tiles fetched (decoded) by ``read_strata``.
 
     Each tile is read once, whatever the number of nodes in it.
     """
-    located = [_locate(n) for n in nodes]
-    wanted = sorted({t for t, _, _, _ in located})
-    records = read_tiles(wanted)
-    strata = {}
-    for tile, record in zip(wanted, records, strict=True):
-        if record is None:
-            raise StorageError(f"tile {tile.level}/{tile.index} is missing", tile=tile)
-        strata[tile] = decode_record(record)
+    located = []
+    wanted: dict[tuple[int, int], Strata | None] = {}
+    for level, index in nodes:
+        sub = level & 7
+        shift = TILE_HEIGHT - sub
+        tile = (level >> 3, index >> shift)
+        which, stratum = _STRATUM_BELOW[sub]
+        size = HASH_SIZE << (sub - stratum)
+        located.append((tile, which, (index - (tile[1] << shift)) * size, size))
+        wanted[tile] = None
+    keys = list(wanted)
+    for tile, strata in zip(keys, read_strata([TileID(*t) for t in keys]), strict=True):
+        if strata is None:
+            raise StorageError(f"tile {tile[0]}/{tile[1]} is missing", tile=tile)
+        wanted[tile] = strata
     out = []
-    for node, (tile, which, start, span) in zip(nodes, located, strict=True):
-        stratum = strata[tile][which]
-        chunk = stratum[start * HASH_SIZE : (start + span) * HASH_SIZE]
-        if len(chunk) != span * HASH_SIZE:
-            raise StorageError(
-                f"node {node.level}/{node.index} is not in tile {tile.level}/{tile.index}",
-                tile=tile,
+    for tile, which, start, size in located:
+        chunk = wanted[tile][which][start : start + size]  # type: ignore[index]
+        n = len(chunk)
+        if n == size == HASH_SIZE:
+            out.append(chunk)
+        elif n == size == 2 * HASH_SIZE:
+            out.append(sha256(NODE_HASH_PREFIX + chunk).digest())
+        elif n == size == 4 * HASH_SIZE:
+            out.append(
+                sha256(
+                    NODE_HASH_PREFIX
+                    + sha256(NODE_HASH_PREFIX + chunk[:64]).digest()
+                    + sha256(NODE_HASH_PREFIX + chunk[64:]).digest()
+                ).digest()
             )
-        out.append(_fold(chunk))
+        else:
+            raise StorageError(f"a node is beyond the end of tile {tile[0]}/{tile[1]}", tile=tile)
     return out
 
 
-def compact_range_from_tiles(
-    size: int, read_tiles: Callable[[Sequence[TileID]], Sequence[bytes | None]]
-) -> CompactRange:
+def compact_range_from_tiles(size: int, read_tiles: ReadTiles) -> CompactRange:
     """The frontier of the tree of ``size``, read back from its tiles (O(log n) reads)."""
-    return CompactRange(size, node_hashes(range_nodes(0, size), read_tiles))
+    return CompactRange(size, node_hashes(range_nodes(0, size), strata_reader(read_tiles)))
 
 
 class TiledTree:
@@ -214,9 +217,7 @@ class TiledTree:
         return cls(CompactRange(), {})
 
     @classmethod
-    def load(
-        cls, size: int, read_tiles: Callable[[Sequence[TileID]], Sequence[bytes | None]]
-    ) -> TiledTree:
+    def load(cls, size: int, read_tiles: ReadTiles) -> TiledTree:
         """Resume the tree of ``size`` from stored tiles."""
         frontier = compact_range_from_tiles(size, read_tiles)
         partial = [
@@ -293,10 +294,3 @@ def _tile_levels(size: int) -> int:
     while size >> (TILE_HEIGHT * levels):
         levels += 1
     return levels
-
-
-def check_plan_within(nodes: Iterable[NodeID], size: int) -> None:
-    """Refuse nodes that are not complete in a tree of ``size``."""
-    for n in nodes:
-        if n.end > size:
-            raise InvalidProofRequest(f"node {n.level}/{n.index} is beyond size {size}")

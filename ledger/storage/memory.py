@@ -65,8 +65,8 @@ class MemoryStore:
     def indexes_by_digest(self, digest_key: bytes) -> list[int]:
         return list(self._digests.get(digest_key, ()))
 
-    def indexes_by_statement(self, ids: Sequence[bytes]) -> list[int | None]:
-        return [self._statements.get(i) for i in ids]
+    def indexes_by_statement(self, keys: Sequence[bytes]) -> list[int | None]:
+        return [self._statements.get(k) for k in keys]
 
     def checkpoint(self, size: int) -> bytes | None:
         return self._checkpoints.get(size)
@@ -118,11 +118,11 @@ class MemoryStore:
             index = block.old_size + offset
             self._entries.append(leaf)
             self._codes.setdefault(block.leaf_hashes[offset][:10], []).append(index)
-            self._digests.setdefault(block.digest_keys[offset], []).append(index)
-            sid = block.statement_ids[offset]
-            if sid in self._statements:
-                raise AssertionError(f"statement {sid.hex()} deposited twice")
-            self._statements[sid] = index
+            key = block.statement_keys[offset]
+            if key in self._statements:
+                raise AssertionError(f"statement {key.hex()} deposited twice")
+            self._statements[key] = index
+            self._digests.setdefault(key[:-16], []).append(index)
         for index, meta in block.metas.items():
             if index in self._metas:
                 raise AssertionError(f"meta {index} rewritten")

@@ -14,8 +14,7 @@ Key layout (one column family, one-byte prefixes, integers big-endian so order i
     m ‖ index              → private meta
     t ‖ level(u8) ‖ index  → tile record
     c ‖ code(10) ‖ index   → ""          (by deposit code)
-    d ‖ alg(1) ‖ digest ‖ index → ""     (by evidence digest, oldest first)
-    s ‖ statement id(16)   → index
+    d ‖ alg(1) ‖ digest ‖ statement(16) → index   (by digest; and "deposited already?")
     k ‖ size               → checkpoint note
 """
 
@@ -150,19 +149,20 @@ class RocksStore:
         value: bytes | None = self._get(b"m" + _u64(index))
         return value
 
-    def _indexes(self, prefix: bytes) -> list[int]:
+    def indexes_by_code(self, code: bytes) -> list[int]:
+        prefix = b"c" + code
         return [_U64.unpack(k[-8:])[0] for k in self._scan(prefix, prefix)]
 
-    def indexes_by_code(self, code: bytes) -> list[int]:
-        return self._indexes(b"c" + code)
-
     def indexes_by_digest(self, digest_key: bytes) -> list[int]:
-        return self._indexes(b"d" + digest_key)
+        prefix = b"d" + digest_key
+        keys = list(self._scan(prefix, prefix))
+        values = self._db[keys] if keys else []
+        return sorted(_U64.unpack(v)[0] for v in values)
 
-    def indexes_by_statement(self, ids: Sequence[bytes]) -> list[int | None]:
-        if not ids:
+    def indexes_by_statement(self, keys: Sequence[bytes]) -> list[int | None]:
+        if not keys:
             return []
-        values = self._db[[b"s" + i for i in ids]]
+        values = self._db[[b"d" + k for k in keys]]
         return [None if v is None else _U64.unpack(v)[0] for v in values]
 
     def checkpoint(self, size: int) -> bytes | None:
@@ -202,8 +202,7 @@ class RocksStore:
                 index = _u64(base + offset)
                 put(b"e" + index, leaf)
                 put(b"c" + block.leaf_hashes[offset][:10] + index, b"")
-                put(b"d" + block.digest_keys[offset] + index, b"")
-                put(b"s" + block.statement_ids[offset], index)
+                put(b"d" + block.statement_keys[offset], index)
             for index_int, meta in block.metas.items():
                 put(b"m" + _u64(index_int), meta)
             for tile, record in block.tiles.items():
