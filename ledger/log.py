@@ -136,9 +136,10 @@ class Ledger:
 
     def tile(self, level: int, index: int, width: int) -> bytes:
         """The C2SP tile bytes (``width`` hashes) at tree level ``8·level``."""
-        head = self.head_size()
-        available = (head >> (TILE_HEIGHT * level)) - index * TILE_WIDTH
-        if level < 0 or index < 0 or not 0 < width <= min(available, TILE_WIDTH):
+        available = 0
+        if level >= 0 and index >= 0:
+            available = (self.head_size() >> (TILE_HEIGHT * level)) - index * TILE_WIDTH
+        if not 0 < width <= min(available, TILE_WIDTH):
             raise NotFound(f"tile {level}/{index} of width {width} does not exist yet")
         (strata,) = self.read_strata([TileID(level, index)])
         if strata is None:

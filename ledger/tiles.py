@@ -113,7 +113,7 @@ def tile_path(level: int, index: int, width: int = TILE_WIDTH) -> str:
 
 
 _TILE_PATH = re.compile(
-    r"tile/(entries|0|[1-9][0-9]{0,1})/((?:x[0-9]{3}/){0,6}[0-9]{3})(?:\.p/([1-9][0-9]{0,2}))?"
+    r"tile/(entries|[0-9]|[1-5][0-9]|6[0-3])/((?:x[0-9]{3}/){0,6}[0-9]{3})(?:\.p/([1-9][0-9]{0,2}))?"
 )
 
 

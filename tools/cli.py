@@ -2,10 +2,140 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import click
+from click.core import ParameterSource
 
 
 @click.group()
 @click.version_option(package_name="cunzheng")
 def main() -> None:
     """cunzheng (存证): evidence depository and verifier."""
+
+
+@main.group()
+def bench() -> None:
+    """Benchmarks: figures to compare before and after a change, not pass/fail tests."""
+
+
+_QUICK = {"appends": 5000, "proofs": 500, "sizes": "1000,20000", "single": 50}
+"""Option values of ``--quick``, used wherever the option was not given explicitly."""
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(sorted({int(s.replace("_", "")) for s in text.split(",") if s.strip()}))
+    except ValueError as exc:
+        raise click.BadParameter(f"want a comma list of tree sizes, got {text!r}") from exc
+    if not sizes or sizes[0] < 2:
+        raise click.BadParameter(f"want tree sizes of at least 2, got {text!r}")
+    return sizes
+
+
+@bench.command("ledger")
+@click.option(
+    "--appends",
+    type=click.IntRange(min=1),
+    default=200_000,
+    show_default=True,
+    help="Realistic deposits appended through the Sequencer.",
+)
+@click.option(
+    "--proofs",
+    type=click.IntRange(min=1),
+    default=20_000,
+    show_default=True,
+    help="Proofs timed per size and kind (after as many to warm up).",
+)
+@click.option(
+    "--sizes",
+    default="10000,1000000",
+    show_default=True,
+    help="Comma list of proof-ledger sizes; the smallest is the reference.",
+)
+@click.option("--huge", is_flag=True, help="Also measure proofs at 10^7 leaves (slow).")
+@click.option(
+    "--single",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Deposits appended one at a time, each awaited.",
+)
+@click.option(
+    "--max-batch",
+    type=click.IntRange(min=1),
+    default=8192,
+    show_default=True,
+    help="Sequencer max_batch (deposits per block at most).",
+)
+@click.option(
+    "--quick",
+    is_flag=True,
+    help="Small sizes, for tests: appends 5000, sizes 1000,20000, proofs 500, single 50.",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("bench-results/ledger.json"),
+    show_default=True,
+    help="Where to write the figures as JSON.",
+)
+@click.option(
+    "--dir",
+    "work_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Directory for the temporary stores (default: the system's).",
+)
+@click.pass_context
+def bench_ledger(
+    ctx: click.Context,
+    appends: int,
+    proofs: int,
+    sizes: str,
+    huge: bool,
+    single: int,
+    max_batch: int,
+    quick: bool,
+    json_path: Path,
+    work_dir: Path | None,
+) -> None:
+    """Appends/s, their RocksDB and hashing ceilings, proofs/s by tree size, tree bytes per leaf,
+    and pymerkle side by side."""
+    from rich.console import Console
+
+    from .bench import HUGE_SIZE, BenchConfig, machine_info, render, run_ledger_bench
+
+    if quick:
+        given = {
+            name for name in _QUICK if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT
+        }
+        appends = appends if "appends" in given else int(_QUICK["appends"])
+        proofs = proofs if "proofs" in given else int(_QUICK["proofs"])
+        single = single if "single" in given else int(_QUICK["single"])
+        sizes = sizes if "sizes" in given else str(_QUICK["sizes"])
+    size_list = _sizes(sizes)
+    if huge:
+        size_list = tuple(sorted({*size_list, HUGE_SIZE}))
+    if work_dir is not None:
+        work_dir.mkdir(parents=True, exist_ok=True)
+    config = BenchConfig(
+        appends=appends,
+        proofs=proofs,
+        sizes=size_list,
+        single=min(single, appends),
+        max_batch=max_batch,
+        work_dir=work_dir,
+    )
+
+    console = Console()
+    status = Console(stderr=True, log_path=False)
+    report = run_ledger_bench(config, log=lambda message: status.log(message))
+    render(report, console)
+    document = report.to_json(machine=machine_info(), parameters=config.to_json())
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    console.print(f"figures written to {json_path}")

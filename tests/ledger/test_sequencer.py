@@ -1,0 +1,224 @@
+"""Group commit: receipts only when durable, chained checkpoints, retries, faults, resumption."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ledger.checkpoint import Checkpoint, NoteSigner, open_checkpoint
+from ledger.errors import StorageError, Unavailable
+from ledger.log import Ledger
+from ledger.merkle import leaf_hash
+from ledger.sequencer import Sequencer
+from ledger.storage.memory import MemoryStore
+from ledger.store import Store
+from ledger.tiles import TileID
+from tests import reference
+from tests.conftest import ORIGIN, make_deposit
+from verifier.proof import verify_consistency, verify_inclusion
+
+FIXED_CLOCK = 1_795_510_000_000
+SIGNER = NoteSigner.from_seed(ORIGIN, bytes(32))
+DEPOSITS = [make_deposit(i) for i in range(64)]
+
+
+def checkpoints(ledger: Ledger) -> list[Checkpoint]:
+    return [
+        open_checkpoint(h.note, [ledger.verifier]).checkpoint for h in ledger.store.checkpoints()
+    ]
+
+
+def test_receipts_verify_against_their_checkpoint(ledger: Ledger) -> None:
+    with Sequencer(ledger) as seq:
+        receipts = seq.append(DEPOSITS[:10]) + seq.append(DEPOSITS[10:25])
+    for i, r in enumerate(receipts):
+        assert r.index == i and not r.duplicate
+        leaf = ledger.entry(i)
+        assert r.leaf_hash == leaf_hash(leaf) and r.code.matches(leaf_hash(leaf))
+        cp = open_checkpoint(r.checkpoint, [ledger.verifier]).checkpoint
+        assert cp.size == r.tree_size > i
+        verify_inclusion(
+            index=i, size=cp.size, leaf_hash=r.leaf_hash,
+            path=ledger.inclusion_proof(i, cp.size), root=cp.root_hash,
+        )  # fmt: skip
+
+
+def test_checkpoints_chain_and_extend_each_other(ledger: Ledger) -> None:
+    with Sequencer(ledger, max_delay=0) as seq:
+        for start in range(0, 64, 7):
+            seq.append(DEPOSITS[start : start + 7])
+    cps = checkpoints(ledger)
+    assert [c.size for c in cps] == [0, *range(7, 64, 7), 64]
+    for prev, cp in zip(cps, cps[1:], strict=False):
+        assert cp.prev == prev.body_hash()
+        assert cp.time_ms is not None and prev.time_ms is not None and cp.time_ms >= prev.time_ms
+        verify_consistency(
+            size1=prev.size, size2=cp.size, root1=prev.root_hash, root2=cp.root_hash,
+            path=ledger.consistency_proof(prev.size, cp.size),
+        )  # fmt: skip
+    assert cps[-1].root_hash == reference.mth(ledger.store.entries(0, 64))
+
+
+def test_time_never_goes_backwards(store: Store) -> None:
+    # The clock is read at genesis, then at each submit (received_at) and each checkpoint.
+    times = iter([5_000, 4_000, 3_000, 2_000, 1_000, 9_000, 9_500])
+    ledger = Ledger.open(store, SIGNER, clock=lambda: next(times))
+    with Sequencer(ledger, max_delay=0) as seq:
+        for d in DEPOSITS[:3]:
+            seq.append([d])
+    assert [c.time_ms for c in checkpoints(ledger)] == [5_000, 5_000, 5_000, 9_500]
+
+
+def test_a_repeated_statement_is_not_appended_twice(ledger: Ledger) -> None:
+    with Sequencer(ledger) as seq:
+        first = seq.append(DEPOSITS[:3])
+        again = seq.append([DEPOSITS[1], DEPOSITS[3], DEPOSITS[3]])
+    assert [r.index for r in again] == [1, 3, 3]
+    assert [r.duplicate for r in again] == [True, False, True]
+    assert again[0].leaf_hash == first[1].leaf_hash and again[0].code == first[1].code
+    assert ledger.head_size() == 4
+
+
+def test_only_duplicates_writes_nothing(ledger: Ledger) -> None:
+    with Sequencer(ledger) as seq:
+        seq.append(DEPOSITS[:2])
+        blocks = seq.blocks
+        r = seq.append(DEPOSITS[:2])
+        assert seq.blocks == blocks
+    assert all(x.duplicate for x in r) and ledger.head_size() == 2
+
+
+def test_concurrent_submitters_are_grouped(ledger: Ledger) -> None:
+    results: list[int] = []
+    lock = threading.Lock()
+    with Sequencer(ledger, max_delay=0.01) as seq:
+
+        def worker(k: int) -> None:
+            for d in DEPOSITS[k::8]:
+                r = seq.append([d])
+                with lock:
+                    results.append(r[0].index)
+
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert seq.blocks < 64  # group commit: fewer blocks than deposits
+    assert sorted(results) == list(range(64))
+
+
+def test_async_deposit(ledger: Ledger) -> None:
+    async def main() -> list[int]:
+        with Sequencer(ledger) as seq:
+            one = await seq.deposit(DEPOSITS[0])
+            many = await seq.deposit_many(DEPOSITS[1:4])
+            return [one.index] + [r.index for r in many]
+
+    assert asyncio.run(main()) == [0, 1, 2, 3]
+
+
+def test_closed_sequencer_refuses(ledger: Ledger) -> None:
+    seq = Sequencer(ledger)
+    with pytest.raises(Unavailable):
+        seq.submit_many(DEPOSITS[:1])
+    seq.start()
+    seq.close()
+    with pytest.raises(Unavailable):
+        seq.submit_many(DEPOSITS[:1])
+
+
+def test_back_pressure(ledger: Ledger) -> None:
+    with Sequencer(ledger, max_pending=3) as seq, pytest.raises(Unavailable, match="waiting"):
+        seq.submit_many(DEPOSITS[:4])
+    assert ledger.head_size() == 0
+
+
+def test_lost_commit_acknowledges_nothing() -> None:
+    store = MemoryStore()
+    ledger = Ledger.open(store, SIGNER)
+    with Sequencer(ledger) as seq:
+        seq.append(DEPOSITS[:2])
+        store.fail_next_commit = "lose"
+        with pytest.raises(StorageError, match="lost"):
+            seq.append(DEPOSITS[2:5])
+        assert ledger.head_size() == 2
+        after = seq.append(DEPOSITS[2:5])  # the retry lands where the lost block would have
+    assert [r.index for r in after] == [2, 3, 4] and not any(r.duplicate for r in after)
+    ledger.checked_head()
+
+
+def test_persisted_but_unacknowledged_commit_dedupes_on_retry() -> None:
+    store = MemoryStore()
+    ledger = Ledger.open(store, SIGNER)
+    with Sequencer(ledger) as seq:
+        store.fail_next_commit = "persist"
+        with pytest.raises(StorageError):
+            seq.append(DEPOSITS[:3])
+        assert ledger.head_size() == 3
+        retry = seq.append(DEPOSITS[:4])
+    assert [r.index for r in retry] == [0, 1, 2, 3]
+    assert [r.duplicate for r in retry] == [True, True, True, False]
+    ledger.checked_head()
+
+
+def test_tree_that_disagrees_with_its_checkpoint_is_refused() -> None:
+    store = MemoryStore()
+    with Sequencer(Ledger.open(store, SIGNER)) as seq:
+        seq.append(DEPOSITS[:5])
+    record = store._tiles[TileID(0, 0)]
+    store._tiles[TileID(0, 0)] = record[:32] + bytes(32) + record[64:]
+    with pytest.raises(StorageError, match="does not match its checkpoint"):
+        Sequencer(Ledger.open(store, SIGNER)).start()
+
+
+def _build(store: Store, splits: list[list[int]]) -> tuple[bytes, list[bytes]]:
+    ledger = Ledger.open(store, SIGNER, clock=lambda: FIXED_CLOCK)
+    codes = []
+    with Sequencer(ledger, max_delay=0) as seq:
+        for part in splits:
+            codes += [r.code.bits for r in seq.append([DEPOSITS[i] for i in part])]
+    return ledger.checked_head()[1].root_hash, codes
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(1, 40), min_size=1, max_size=10))
+def test_any_batch_split_gives_the_same_roots_and_codes(cuts: list[int]) -> None:
+    order = list(range(64))
+    splits, start = [], 0
+    for c in cuts:
+        splits.append(order[start : start + c])
+        start += c
+    splits.append(order[start:])
+    splits = [s for s in splits if s]
+    one_root, one_codes = _build(MemoryStore(), [order])
+    root, codes = _build(MemoryStore(), splits)
+    assert root == one_root and codes == one_codes
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.integers(1, 20), min_size=1, max_size=6))
+def test_reopen_after_any_number_of_commits_gives_identical_state(
+    store_factory: Callable[[], Store], sizes: list[int]
+) -> None:
+    store = store_factory()
+    if store.head() is not None:  # hypothesis reuses the fixture: start each example afresh
+        return
+    position = 0
+    states = []
+    for size in sizes:
+        ledger = Ledger.open(store, SIGNER, clock=lambda: FIXED_CLOCK)
+        with Sequencer(ledger) as seq:
+            seq.append(DEPOSITS[position : position + size])
+        position += size
+        store = store_factory()
+        head, cp = Ledger.open(store, SIGNER).checked_head()
+        states.append((head.size, cp.root_hash))
+        assert head.size == min(position, 64)
+        assert cp.root_hash == reference.mth(store.entries(0, head.size))
+    assert [s for s, _ in states] == sorted(s for s, _ in states)

@@ -1,0 +1,134 @@
+"""One contract for every backend: the same tests run on the memory and RocksDB stores."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from ledger.checkpoint import NoteSigner, open_checkpoint
+from ledger.code import DepositCode
+from ledger.errors import Conflict, InvalidInput, NotFound, StorageError
+from ledger.log import Ledger
+from ledger.merkle import EMPTY_ROOT
+from ledger.sequencer import Sequencer
+from ledger.store import Block, Store, open_store
+from tests.conftest import make_deposit
+
+
+def test_new_store_is_empty(store: Store) -> None:
+    assert store.config() is None and store.head() is None
+    assert store.entry(0) is None and store.entries(0, 10) == []
+    assert store.indexes_by_code(bytes(10)) == [] and store.indexes_by_digest(b"\x01" + bytes(32)) == []
+    assert store.checkpoint_at_or_after(0) is None and list(store.checkpoints()) == []
+
+
+def test_open_writes_genesis(store: Store, signer: NoteSigner) -> None:
+    ledger = Ledger.open(store, signer)
+    head, cp = ledger.checked_head()
+    assert head.size == 0 and cp.root_hash == EMPTY_ROOT and cp.prev is None and cp.time_ms
+    assert open_checkpoint(head.note, [signer.verifier]).checkpoint == cp
+    Ledger.open(store, signer)  # reopening with the same key is fine
+    assert len(list(store.checkpoints())) == 1
+
+
+def test_open_with_another_key_is_refused(store: Store, signer: NoteSigner) -> None:
+    Ledger.open(store, signer)
+    with pytest.raises(StorageError, match="belongs to log"):
+        Ledger.open(store, NoteSigner.generate(signer.name))
+    with pytest.raises(StorageError, match="belongs to log"):
+        Ledger.open(store, NoteSigner.generate("other.origin/log"))
+
+
+def test_commit_is_compare_and_swap(ledger: Ledger) -> None:
+    store = ledger.store
+    bad = Block(5, [b"x"], [bytes(32)], [b"\x01" + bytes(48)], {}, b"note")
+    with pytest.raises(Conflict, match="head is at 0"):
+        store.commit(bad)
+    with pytest.raises(Conflict):
+        store.commit(Block(0, [], [], [], {}, b"note", config=b"{}"))  # a second genesis
+    assert store.entry(0) is None and store.head().size == 0  # type: ignore[union-attr]
+
+
+def test_lookups(ledger: Ledger) -> None:
+    store = ledger.store
+    d1, d2 = make_deposit(1), make_deposit(2)
+    again = make_deposit(1)  # same evidence digest, new salt: a new fact
+    with Sequencer(ledger) as seq:
+        r = seq.append([d1, d2])
+        r3 = seq.append([again])
+    assert [x.index for x in r + r3] == [0, 1, 2]
+    assert store.entries(0, 5) == [store.entry(0), store.entry(1), store.entry(2)]
+    assert store.entries(1, 2) == [store.entry(1)]
+    assert ledger.lookup_code(r[1].code) == [1]
+    assert ledger.lookup_code(DepositCode(bytes(10))) == []
+    assert ledger.lookup_digest(d1.statement.digest) == [0, 2]
+    assert ledger.lookup_digest(d2.statement.digest) == [1]
+    assert store.meta(1) == d2.meta and store.meta(7) is None
+    assert ledger.checkpoint_covering(0).size == 2 and ledger.checkpoint_covering(2).size == 3
+    with pytest.raises(NotFound):
+        ledger.checkpoint_covering(3)
+    assert [h.size for h in store.checkpoints()] == [0, 2, 3]
+    assert [h.size for h in store.checkpoints(3)] == [3]
+    with pytest.raises(NotFound):
+        ledger.entry(3)
+    with pytest.raises(NotFound):
+        ledger.checkpoint(1)
+
+
+def test_reopen_resumes(store_factory: Callable[[], Store], signer: NoteSigner) -> None:
+    ledger = Ledger.open(store_factory(), signer)
+    with Sequencer(ledger) as seq:
+        first = seq.append([make_deposit(i) for i in range(300)])
+    ledger = Ledger.open(store_factory(), signer)  # RocksDB: closed and opened again
+    head, cp = ledger.checked_head()
+    assert head.size == 300
+    with Sequencer(ledger) as seq:
+        more = seq.append([make_deposit(i) for i in range(300, 600)])
+    assert more[0].index == 300
+    leaves = ledger.store.entries(0, 600)
+    from tests import reference
+
+    _, cp2 = ledger.checked_head()
+    assert cp2.root_hash == reference.mth(leaves) and cp2.prev == cp.body_hash()
+    from ledger.merkle import leaf_hash
+
+    assert first[17].leaf_hash == leaf_hash(leaves[17])
+
+
+def test_open_store_urls(tmp_path: object) -> None:
+    assert open_store("memory:").head() is None
+    with pytest.raises(InvalidInput, match="PostgreSQL"):
+        open_store("postgresql://localhost/x")
+    with pytest.raises(InvalidInput):
+        open_store("rocksdb:")
+
+
+def test_read_only_rocksdb(tmp_path: object, signer: NoteSigner) -> None:
+    from pathlib import Path
+
+    from ledger.storage.rocksdb import RocksStore
+
+    path = Path(str(tmp_path)) / "ro"
+    with pytest.raises(StorageError, match="no ledger store"):
+        RocksStore(path, read_only=True)
+    rw = RocksStore(path)
+    Ledger.open(rw, signer)
+    rw.close()
+    ro = RocksStore(path, read_only=True)
+    assert ro.head() is not None
+    with pytest.raises(StorageError, match="read-only"):
+        ro.commit(Block(1, [], [], [], {}, b""))
+    ro.close()
+
+
+def test_second_writer_is_refused(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from ledger.storage.rocksdb import RocksStore
+
+    path = Path(str(tmp_path)) / "db"
+    first = RocksStore(path)
+    with pytest.raises(StorageError, match="another cunzheng process"):
+        RocksStore(path)
+    first.close()
