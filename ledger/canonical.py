@@ -27,7 +27,7 @@ def _simple(value: Any) -> bool:
     if t is str or t is bool or value is None:
         return True
     if t is int:
-        return -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER
+        return bool(-MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER)
     if t is dict:
         return all(type(k) is str and k.isascii() and _simple(v) for k, v in value.items())
     if t is list:

@@ -55,10 +55,14 @@ def _b64(data: bytes) -> str:
 
 
 def _unb64(text: str, what: str) -> bytes:
+    """Strict base64: padded, and canonical (unused bits zero), so one value has one spelling."""
     try:
-        return base64.b64decode(text, validate=True)
+        raw = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise InvalidCheckpoint(f"{what} is not valid base64") from exc
+    if _b64(raw) != text:
+        raise InvalidCheckpoint(f"{what} is not canonical base64")
+    return raw
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +97,7 @@ class Checkpoint:
         return ("\n".join(lines) + "\n").encode()
 
     def body_hash(self) -> bytes:
-        """SHA-256 of the body: what the next checkpoint's ``prev`` holds, and what is time-stamped."""
+        """SHA-256 of the body: the next checkpoint's ``prev``, and what is time-stamped."""
         return hashlib.sha256(self.body()).digest()
 
     @classmethod

@@ -507,8 +507,10 @@ def parse_entry(leaf: bytes) -> Entry:
     if len(leaf) > MAX_ENTRY_BYTES:
         raise TooLarge(f"entry is {len(leaf)} bytes, at most {MAX_ENTRY_BYTES} allowed")
     obj = loads(leaf)
-    if not isinstance(obj, dict) or not {"received_at", "sig", "statement"} <= obj.keys() or (
-        obj.keys() - {"received_at", "sig", "statement", "tst"}
+    if (
+        not isinstance(obj, dict)
+        or not {"received_at", "sig", "statement"} <= obj.keys()
+        or (obj.keys() - {"received_at", "sig", "statement", "tst"})
     ):
         raise InvalidInput("entry must have received_at, sig, statement and optionally tst")
     statement = Statement.from_object(obj["statement"])

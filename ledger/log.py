@@ -76,9 +76,7 @@ class Ledger:
         self._cache_lock = threading.Lock()
 
     @classmethod
-    def open(
-        cls, store: Store, signer: NoteSigner, *, clock: Callable[[], int] = now_ms
-    ) -> Ledger:
+    def open(cls, store: Store, signer: NoteSigner, *, clock: Callable[[], int] = now_ms) -> Ledger:
         """Open the log in ``store``, creating it (genesis checkpoint at size 0) if new.
 
         A store created for another origin or key is refused, and so is one whose tiles do not

@@ -64,7 +64,7 @@ class NodeID(NamedTuple):
     """A complete subtree: ``level`` above the leaves, ``index`` from the left at that level."""
 
     level: int
-    index: int
+    index: int  # type: ignore[assignment]  # the spec's word; shadows tuple.index
 
     @property
     def begin(self) -> int:
@@ -205,7 +205,7 @@ def _plan(index: int, level: int, size: int) -> tuple[list[NodeID], int, int]:
 
 
 def inclusion_plan(index: int, size: int) -> ProofPlan:
-    """Nodes of the inclusion proof of leaf ``index`` in the tree of ``size`` (RFC 9162 §2.1.3.1)."""
+    """Nodes proving leaf ``index`` into the tree of ``size`` (RFC 9162 §2.1.3.1)."""
     if not 0 <= index < size:
         raise InvalidProofRequest(
             f"index is beyond size: {index} >= {size}", index=index, tree_size=size

@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 class Receipt(NamedTuple):
     """What a depositor gets once its deposit is durable."""
 
-    index: int
+    index: int  # type: ignore[assignment]  # the spec's word; shadows tuple.index
     leaf_hash: bytes
     tree_size: int
     checkpoint: bytes
@@ -245,9 +245,7 @@ class Sequencer:
                 self._last.body_hash(),
             )
             note = self.ledger.signer.sign(checkpoint.body())
-            metas = {
-                old_size + n: d.meta for n, d in enumerate(new_deposits) if d.meta is not None
-            }
+            metas = {old_size + n: d.meta for n, d in enumerate(new_deposits) if d.meta is not None}
             store.commit(
                 Block(
                     old_size,
@@ -273,8 +271,10 @@ class Sequencer:
             if index >= old_size and fresh[index - old_size] == i:
                 receipts.append(Receipt(index, hashes[i], size, note))
             else:
-                h = new_hashes[index - old_size] if index >= old_size else leaf_hash(
-                    self.ledger.entry(index)
+                h = (
+                    new_hashes[index - old_size]
+                    if index >= old_size
+                    else leaf_hash(self.ledger.entry(index))
                 )
                 receipts.append(Receipt(index, h, size, note, duplicate=True))
         return receipts

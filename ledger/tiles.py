@@ -50,7 +50,7 @@ class TileID(NamedTuple):
     """Tile ``index`` at tile ``level`` (tree level ``8·level``)."""
 
     level: int
-    index: int
+    index: int  # type: ignore[assignment]  # the spec's word; shadows tuple.index
 
 
 def encode_record(strata: Sequence[bytes]) -> bytes:
@@ -135,8 +135,10 @@ def parse_tile_path(path: str) -> tuple[int, int, int]:
 
 
 # Sub-level -> (position of the stratum below it in a record, its sub-level).
-_STRATUM_BELOW = [(0 if sub < 3 else 1 if sub < 6 else 2, 0 if sub < 3 else 3 if sub < 6 else 6)
-                  for sub in range(TILE_HEIGHT)]
+_STRATUM_BELOW = [
+    (0 if sub < 3 else 1 if sub < 6 else 2, 0 if sub < 3 else 3 if sub < 6 else 6)
+    for sub in range(TILE_HEIGHT)
+]
 
 
 Strata = tuple[bytes, bytes, bytes]

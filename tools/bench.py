@@ -38,7 +38,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from rich.console import Console
 from rich.table import Table
@@ -68,7 +68,7 @@ HUGE_SIZE = 10_000_000
 SECTIONS = ("deposits", "append", "ceiling", "hashing", "proofs", "tree", "pymerkle")
 """Every section of the report, in the order shown."""
 SEED = 9162
-DEFAULT_MAX_DELAY: float = Sequencer.__init__.__kwdefaults__["max_delay"]
+DEFAULT_MAX_DELAY: float = (Sequencer.__init__.__kwdefaults__ or {})["max_delay"]
 """The Sequencer's own default: how long its writer waits for more deposits to join a block."""
 
 _U64 = struct.Struct(">Q")
@@ -281,7 +281,6 @@ def _open_ledger(path: Path) -> tuple[RocksStore, Ledger]:
 
 @dataclass(frozen=True, slots=True)
 class AppendRun:
-    count: int
     seconds: float
     blocks: int
 
@@ -301,7 +300,7 @@ def time_appends(
             blocks = seq.blocks
     finally:
         store.close()
-    return AppendRun(len(deposits), timer.seconds, blocks)
+    return AppendRun(timer.seconds, blocks)
 
 
 def time_single_appends(path: Path, deposits: Sequence[Deposit], *, max_delay: float) -> float:
@@ -326,7 +325,8 @@ def read_back(path: Path) -> dict[bytes, dict[bytes, bytes]]:
     db = Rdict(str(path), options=Options(raw_mode=True))
     try:
         groups: dict[bytes, dict[bytes, bytes]] = {}
-        for key, value in db.items():
+        # Raw mode: keys and values are bytes.
+        for key, value in cast("Iterator[tuple[bytes, bytes]]", db.items()):
             groups.setdefault(key[:1], {})[key] = value
         return groups
     finally:
@@ -698,24 +698,35 @@ def _ratios(config: BenchConfig, report: Report, with_pymerkle: bool) -> None:
             report.add("proofs", f"{kind}_slowdown_{small}_to_{size}", slowdown, "ratio", target)
     if not with_pymerkle:
         return
-    ours_vs = [
-        ("bulk_appends", report.value("append", "durable_appends"), Target(">=", 10)),
-        ("single_appends", report.value("append", "single_appends"), None),
-        ("single_appends_no_delay", report.value("append", "single_appends_no_delay"), None),
+    # (figure name, ours, pymerkle's figure, target)
+    pairs = [
+        (
+            "bulk_appends",
+            report.value("append", "durable_appends"),
+            "bulk_appends",
+            Target(">=", 10),
+        ),
+        ("single_appends", report.value("append", "single_appends"), "single_appends", None),
+        (
+            "single_appends_no_delay",
+            report.value("append", "single_appends_no_delay"),
+            "single_appends",
+            None,
+        ),
     ]
-    ours_vs += [
-        (f"inclusion_{s}", report.value("proofs", f"inclusion_{s}"), Target(">=", 10))
+    pairs += [
+        (
+            f"inclusion_{s}",
+            report.value("proofs", f"inclusion_{s}"),
+            f"inclusion_{s}",
+            Target(">=", 10),
+        )
         for s in config.sizes
         if s <= PYMERKLE_MAX_SIZE
     ]
-    for name, ours, target in ours_vs:
-        report.add(
-            "pymerkle",
-            f"ours_to_pymerkle_{name}",
-            ours / report.value("pymerkle", name),
-            "ratio",
-            target,
-        )
+    for name, ours, theirs, target in pairs:
+        ratio = ours / report.value("pymerkle", theirs)
+        report.add("pymerkle", f"ours_to_pymerkle_{name}", ratio, "ratio", target)
 
 
 def _method_notes(config: BenchConfig, report: Report) -> None:

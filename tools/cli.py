@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import click
-from click.core import ParameterSource
 
 
 @click.group()
@@ -21,10 +20,18 @@ def bench() -> None:
 
 
 _QUICK = {"appends": 5000, "proofs": 500, "sizes": "1000,20000", "single": 50}
-"""Option values of ``--quick``, used wherever the option was not given explicitly."""
+"""What ``--quick`` changes: the defaults of these options (any given explicitly still wins)."""
 
 
-def _sizes(text: str) -> tuple[int, ...]:
+def _quick(ctx: click.Context, _param: click.Parameter, quick: bool) -> bool:
+    """Eager: swap in the quick defaults before the other options are read."""
+    if quick:
+        ctx.default_map = {**(ctx.default_map or {}), **_QUICK}
+    return quick
+
+
+def _sizes(_ctx: click.Context, _param: click.Parameter, text: str) -> tuple[int, ...]:
+    """Parse ``--sizes``: a comma list of tree sizes, returned sorted and distinct."""
     try:
         sizes = tuple(sorted({int(s.replace("_", "")) for s in text.split(",") if s.strip()}))
     except ValueError as exc:
@@ -53,6 +60,7 @@ def _sizes(text: str) -> tuple[int, ...]:
     "--sizes",
     default="10000,1000000",
     show_default=True,
+    callback=_sizes,
     help="Comma list of proof-ledger sizes; the smallest is the reference.",
 )
 @click.option("--huge", is_flag=True, help="Also measure proofs at 10^7 leaves (slow).")
@@ -73,6 +81,9 @@ def _sizes(text: str) -> tuple[int, ...]:
 @click.option(
     "--quick",
     is_flag=True,
+    is_eager=True,
+    expose_value=False,
+    callback=_quick,
     help="Small sizes, for tests: appends 5000, sizes 1000,20000, proofs 500, single 50.",
 )
 @click.option(
@@ -90,42 +101,31 @@ def _sizes(text: str) -> tuple[int, ...]:
     default=None,
     help="Directory for the temporary stores (default: the system's).",
 )
-@click.pass_context
 def bench_ledger(
-    ctx: click.Context,
     appends: int,
     proofs: int,
-    sizes: str,
+    sizes: tuple[int, ...],
     huge: bool,
     single: int,
     max_batch: int,
-    quick: bool,
     json_path: Path,
     work_dir: Path | None,
 ) -> None:
     """Appends/s, their RocksDB and hashing ceilings, proofs/s by tree size, tree bytes per leaf,
     and pymerkle side by side."""
+    # Imported here so that the rest of the command line does not load the benchmark.
     from rich.console import Console
 
     from .bench import HUGE_SIZE, BenchConfig, machine_info, render, run_ledger_bench
 
-    if quick:
-        given = {
-            name for name in _QUICK if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT
-        }
-        appends = appends if "appends" in given else int(_QUICK["appends"])
-        proofs = proofs if "proofs" in given else int(_QUICK["proofs"])
-        single = single if "single" in given else int(_QUICK["single"])
-        sizes = sizes if "sizes" in given else str(_QUICK["sizes"])
-    size_list = _sizes(sizes)
     if huge:
-        size_list = tuple(sorted({*size_list, HUGE_SIZE}))
+        sizes = tuple(sorted({*sizes, HUGE_SIZE}))
     if work_dir is not None:
         work_dir.mkdir(parents=True, exist_ok=True)
     config = BenchConfig(
         appends=appends,
         proofs=proofs,
-        sizes=size_list,
+        sizes=sizes,
         single=min(single, appends),
         max_batch=max_batch,
         work_dir=work_dir,
@@ -133,7 +133,7 @@ def bench_ledger(
 
     console = Console()
     status = Console(stderr=True, log_path=False)
-    report = run_ledger_bench(config, log=lambda message: status.log(message))
+    report = run_ledger_bench(config, log=status.log)
     render(report, console)
     document = report.to_json(machine=machine_info(), parameters=config.to_json())
     json_path.parent.mkdir(parents=True, exist_ok=True)

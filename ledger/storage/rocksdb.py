@@ -75,7 +75,7 @@ class RocksStore:
             if read_only:
                 if not Path(self.path, "CURRENT").exists():
                     raise StorageError(f"no ledger store at {self.path}", path=self.path)
-                self._db = Rdict(
+                self._db: Any = Rdict(
                     self.path, options=options, access_type=AccessType.read_only(False)
                 )
             else:

@@ -16,8 +16,9 @@ scalars = (
 )
 values = st.recursive(
     scalars,
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=20,
 )
 
@@ -29,7 +30,9 @@ def test_jcs_equals_reference(value: object) -> None:
 
 @given(
     st.dictionaries(
-        st.text(alphabet=st.characters(min_codepoint=0xE000, exclude_categories=["Cs"]), max_size=3),
+        st.text(
+            alphabet=st.characters(min_codepoint=0xE000, exclude_categories=["Cs"]), max_size=3
+        ),
         st.integers(-MAX_SAFE_INTEGER, MAX_SAFE_INTEGER),
         max_size=5,
     )

@@ -18,7 +18,8 @@ from tests import reference
 APPENDIX_A_VKEY = "example.com/log+d455c521+AQOhB7/zzhC+HXDdGOdLwJln5NYwm6UNXx3chmQSVTG4"
 APPENDIX_A_NOTE = (
     "example.com/log\n3\nNmQuc8JUCrEh46a/lUWwokmCzYMOsT080Z3jzmwCHsE=\n\n"
-    "— example.com/log 1FXFIXbjy2maCv/qB1W+r5xbB25L6Sx8lPHbMuT8gO3bHNoqfRUmmtQSHZ2gqFg+2tvpWg7vi9qhq6D5c5uiQfTaPAU=\n"
+    "— example.com/log 1FXFIXbjy2maCv/qB1W+r5xbB25L6Sx8lPHbMuT8gO3bHNoqfRUmmtQSHZ2gqFg+"
+    "2tvpWg7vi9qhq6D5c5uiQfTaPAU=\n"
 ).encode()
 
 
@@ -74,9 +75,7 @@ def test_every_flipped_byte_is_refused(signer: NoteSigner) -> None:
     for i in range(len(note)):
         tampered = note[:i] + bytes([note[i] ^ 0x01]) + note[i + 1 :]
         with pytest.raises((InvalidCheckpoint, SignatureInvalid)):
-            opened = open_checkpoint(tampered, [signer.verifier])
-            # Some flips leave the note valid text but must never yield the same checkpoint.
-            assert opened.checkpoint != cp
+            open_checkpoint(tampered, [signer.verifier])
 
 
 @pytest.mark.parametrize(

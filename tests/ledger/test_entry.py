@@ -167,14 +167,12 @@ def test_meta_must_open_the_commitment() -> None:
         Deposit.create(s, sig, meta=META)
     with pytest.raises(InvalidMeta, match="32 random bytes"):
         Deposit.create(s, sig, meta=META, salt=b"short")
+    big = {"x": "y" * 20000}
+    big_statement = Statement.from_object(
+        statement_object(meta_commitment=meta_commitment(SALT, big))
+    )
     with pytest.raises(TooLarge):
-        big = {"x": "y" * 20000}
-        Deposit.create(
-            Statement.from_object(statement_object(meta_commitment=meta_commitment(SALT, big))),
-            sig,
-            meta=big,
-            salt=SALT,
-        )
+        Deposit.create(big_statement, sig, meta=big, salt=SALT)
     with pytest.raises(TooLarge):
         Deposit.create(s, sig, tst=b"t" * 20000)
 

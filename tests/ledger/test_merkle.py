@@ -10,12 +10,24 @@ from __future__ import annotations
 import random
 
 import pytest
-from tlog_scales.tlog import ConsistencyProof, ConsistencyProofInvalid
-from tlog_scales.tlog import InclusionProof, InclusionProofInvalid
+from tlog_scales.tlog import (
+    ConsistencyProof,
+    ConsistencyProofInvalid,
+    InclusionProof,
+    InclusionProofInvalid,
+)
 
 from ledger.errors import InvalidProofRequest, ProofInvalid
-from ledger.merkle import EMPTY_ROOT, CompactRange, NodeID, consistency_plan, inclusion_plan
-from ledger.merkle import leaf_hash, node_hash, range_nodes
+from ledger.merkle import (
+    EMPTY_ROOT,
+    CompactRange,
+    NodeID,
+    consistency_plan,
+    inclusion_plan,
+    leaf_hash,
+    node_hash,
+    range_nodes,
+)
 from tests import reference
 from tests.ledger.trees import build
 from verifier.proof import verify_consistency, verify_inclusion
@@ -149,7 +161,8 @@ def inclusion_mutations(
         out["size-1"] = (index, size - 1, path)
     if path:
         k = rng.randrange(len(path))
-        out[f"flipped-bit-path[{k}]"] = (index, size, [*path[:k], _flip(path[k], rng.randrange(256)), *path[k + 1 :]])  # fmt: skip
+        flipped = _flip(path[k], rng.randrange(256))
+        out[f"flipped-bit-path[{k}]"] = (index, size, [*path[:k], flipped, *path[k + 1 :]])
         out["truncated"] = (index, size, path[:-1])
     return out
 
@@ -175,7 +188,7 @@ def test_every_proof_up_to_300_against_reference_and_tlog_scales() -> None:
                 oracle = _oracle_inclusion(i2, n2, hashes[i], p2, roots[n2])
                 assert ours == oracle, (name, i, n)
                 assert not ours, (name, i, n)
-        for m in range(0, n + 1):
+        for m in range(n + 1):
             path = tiles.consistency(m, n)
             assert path == ref.proof(m, n), (m, n)
             assert _ours_consistency(m, n, roots[m], roots[n], path)
@@ -209,7 +222,7 @@ def test_random_sizes_up_to_a_million() -> None:
     tiles = build(leaves, block=65_536)
     ref = reference.RangeReference(leaves)
     hashes = {}
-    for n in sorted(rng.sample(range(1, total + 1), 4) + [total, 2**19, 2**19 + 1]):
+    for n in sorted([*rng.sample(range(1, total + 1), 4), total, 2**19, 2**19 + 1]):
         root = ref.mth(0, n)
         for _ in range(200):
             i = rng.randrange(n)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 from collections.abc import Callable
 
@@ -54,7 +55,7 @@ def test_checkpoints_chain_and_extend_each_other(ledger: Ledger) -> None:
             seq.append(DEPOSITS[start : start + 7])
     cps = checkpoints(ledger)
     assert [c.size for c in cps] == [0, *range(7, 64, 7), 64]
-    for prev, cp in zip(cps, cps[1:], strict=False):
+    for prev, cp in itertools.pairwise(cps):
         assert cp.prev == prev.body_hash()
         assert cp.time_ms is not None and prev.time_ms is not None and cp.time_ms >= prev.time_ms
         verify_consistency(
@@ -201,7 +202,9 @@ def test_any_batch_split_gives_the_same_roots_and_codes(cuts: list[int]) -> None
     assert root == one_root and codes == one_codes
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.lists(st.integers(1, 20), min_size=1, max_size=6))
 def test_reopen_after_any_number_of_commits_gives_identical_state(
     store_factory: Callable[[], Store], sizes: list[int]

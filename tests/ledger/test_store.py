@@ -19,7 +19,10 @@ from tests.conftest import make_deposit
 def test_new_store_is_empty(store: Store) -> None:
     assert store.config() is None and store.head() is None
     assert store.entry(0) is None and store.entries(0, 10) == []
-    assert store.indexes_by_code(bytes(10)) == [] and store.indexes_by_digest(b"\x01" + bytes(32)) == []
+    assert (
+        store.indexes_by_code(bytes(10)) == []
+        and store.indexes_by_digest(b"\x01" + bytes(32)) == []
+    )
     assert store.checkpoint_at_or_after(0) is None and list(store.checkpoints()) == []
 
 

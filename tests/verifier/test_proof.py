@@ -63,15 +63,17 @@ def test_inclusion_rejects(case: str) -> None:
 def test_mismatch_error_carries_both_roots() -> None:
     path = reference.path(2, LEAVES[:13])
     with pytest.raises(ProofInvalid) as err:
-        verify_inclusion(index=2, size=13, leaf_hash=leaf_hash(LEAVES[2]), path=path, root=EMPTY_ROOT)
+        verify_inclusion(
+            index=2, size=13, leaf_hash=leaf_hash(LEAVES[2]), path=path, root=EMPTY_ROOT
+        )
     assert err.value.details["expected_root"] == EMPTY_ROOT.hex()
     assert err.value.details["calculated_root"] == ROOT[13].hex()
     assert root_from_inclusion(2, 13, leaf_hash(LEAVES[2]), path) == ROOT[13]
 
 
 def test_valid_consistency() -> None:
-    for n in range(0, 14):
-        for m in range(0, n + 1):
+    for n in range(14):
+        for m in range(n + 1):
             verify_consistency(
                 size1=m, size2=n, root1=ROOT[m], root2=ROOT[n], path=reference.proof(m, LEAVES[:n])
             )
