@@ -74,6 +74,7 @@ class Ledger:
         self._cache: OrderedDict[TileID, Strata] = OrderedDict()
         self._cache_size = tile_cache
         self._cache_lock = threading.Lock()
+        self._known_size = 0
 
     @classmethod
     def open(cls, store: Store, signer: NoteSigner, *, clock: Callable[[], int] = now_ms) -> Ledger:
@@ -106,15 +107,19 @@ class Ledger:
         """Tile records, straight from the store."""
         return self.store.read_tiles(ids)
 
-    def read_strata(self, ids: Sequence[TileID]) -> list[Strata | None]:
-        """Decoded tiles; complete ones are cached (they never change)."""
+    def read_strata(self, ids: Sequence[TileID], widths: Sequence[int]) -> list[Strata | None]:
+        """Decoded tiles at least ``widths`` wide, from the cache when it has them.
+
+        Complete tiles never change and edge tiles only grow, so any cached version that is wide
+        enough is the truth; a narrower one is read again.
+        """
         out: list[Strata | None] = [None] * len(ids)
         missing = []
         cache = self._cache
         with self._cache_lock:
             for i, tile in enumerate(ids):
                 strata = cache.get(tile)
-                if strata is None:
+                if strata is None or len(strata[0]) < widths[i] * HASH_SIZE:
                     missing.append(i)
                 else:
                     cache.move_to_end(tile)
@@ -123,11 +128,8 @@ class Ledger:
             fetched = self.store.read_tiles([ids[i] for i in missing])
             with self._cache_lock:
                 for i, record in zip(missing, fetched, strict=True):
-                    if record is None:
-                        continue
-                    strata = out[i] = decode_record(record)
-                    if len(strata[0]) == TILE_WIDTH * HASH_SIZE:
-                        cache[ids[i]] = strata
+                    if record is not None:
+                        cache[ids[i]] = out[i] = decode_record(record)
                 while len(cache) > self._cache_size:
                     cache.popitem(last=False)
         return out
@@ -139,7 +141,7 @@ class Ledger:
             available = (self.head_size() >> (TILE_HEIGHT * level)) - index * TILE_WIDTH
         if not 0 < width <= min(available, TILE_WIDTH):
             raise NotFound(f"tile {level}/{index} of width {width} does not exist yet")
-        (strata,) = self.read_strata([TileID(level, index)])
+        (strata,) = self.read_strata([TileID(level, index)], [width])
         if strata is None:
             raise StorageError(f"tile {level}/{index} is missing")
         return strata[0][: width * HASH_SIZE]
@@ -201,7 +203,9 @@ class Ledger:
     # --- proofs ------------------------------------------------------------------------------
 
     def _within(self, size: int) -> None:
-        head = self.head_size()
+        if size <= self._known_size:  # the log only grows
+            return
+        head = self._known_size = self.head_size()
         if size > head:
             raise InvalidProofRequest(
                 f"tree size {size} is beyond the log's size {head}", tree_size=size, head=head

@@ -19,6 +19,7 @@ nodes, some of which (the "ephemeral" right border) are folded into one hash bef
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from hashlib import sha256
@@ -77,6 +78,10 @@ class NodeID(NamedTuple):
         return (self.index + 1) << self.level
 
 
+_node = functools.partial(tuple.__new__, NodeID)
+"""Build a NodeID from a ``(level, index)`` pair without the NamedTuple constructor's overhead."""
+
+
 def range_nodes(begin: int, end: int) -> list[NodeID]:
     """The maximal complete subtrees covering ``[begin, end)``, left to right.
 
@@ -87,10 +92,10 @@ def range_nodes(begin: int, end: int) -> list[NodeID]:
     nodes: list[NodeID] = []
     while begin < end:
         # The largest aligned subtree starting at `begin` that fits before `end`.
-        level = (begin & -begin).bit_length() - 1 if begin else (end - begin).bit_length() - 1
-        while begin + (1 << level) > end:
-            level -= 1
-        nodes.append(NodeID(level, begin >> level))
+        level = (end - begin).bit_length() - 1
+        if begin:
+            level = min(level, (begin & -begin).bit_length() - 1)
+        nodes.append(_node((level, begin >> level)))
         begin += 1 << level
     return nodes
 
@@ -190,13 +195,14 @@ def _plan(index: int, level: int, size: int) -> tuple[list[NodeID], int, int]:
     # The fork is where the path to (level, index) leaves the path to the right border;
     # its sibling is the ephemeral node.
     inner = (index ^ (size >> level)).bit_length() - 1
-    fork = NodeID(level + inner, index >> inner)
-    right = range_nodes(fork.end, size)
-    left = range_nodes(0, fork.begin)
+    fork_level = level + inner
+    fork_index = index >> inner
+    right = range_nodes((fork_index + 1) << fork_level, size)
+    left = range_nodes(0, fork_index << fork_level)
 
-    nodes = [NodeID(level, index)]
-    for lvl in range(level, fork.level):
-        nodes.append(NodeID(lvl, (index >> (lvl - level)) ^ 1))
+    nodes = [_node((level, index))]
+    for lvl in range(level, fork_level):
+        nodes.append(_node((lvl, (index >> (lvl - level)) ^ 1)))
     fold_begin = len(nodes)
     nodes.extend(reversed(right))
     fold_end = len(nodes)

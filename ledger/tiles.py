@@ -12,6 +12,7 @@ hashes per tile level, for 292 stored hashes per 256 leaves (36.5 bytes per leaf
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from hashlib import sha256
@@ -134,6 +135,8 @@ def parse_tile_path(path: str) -> tuple[int, int, int]:
     return level, index, width
 
 
+_tile = functools.partial(tuple.__new__, TileID)
+
 # Sub-level -> (position of the stratum below it in a record, its sub-level).
 _STRATUM_BELOW = [
     (0 if sub < 3 else 1 if sub < 6 else 2, 0 if sub < 3 else 3 if sub < 6 else 6)
@@ -143,13 +146,15 @@ _STRATUM_BELOW = [
 
 Strata = tuple[bytes, bytes, bytes]
 ReadTiles = Callable[[Sequence[TileID]], Sequence[bytes | None]]
-ReadStrata = Callable[[Sequence[TileID]], Sequence[Strata | None]]
+ReadStrata = Callable[[Sequence[TileID], Sequence[int]], Sequence[Strata | None]]
+"""Reads decoded tiles; the second argument is the width each tile must have at least (a reader
+may serve any version of a growing edge tile that is that wide)."""
 
 
 def strata_reader(read_tiles: ReadTiles) -> ReadStrata:
     """Adapt a reader of tile records into a reader of decoded strata."""
 
-    def read(ids: Sequence[TileID]) -> list[Strata | None]:
+    def read(ids: Sequence[TileID], widths: Sequence[int]) -> list[Strata | None]:
         return [None if r is None else decode_record(r) for r in read_tiles(ids)]
 
     return read
@@ -161,23 +166,27 @@ def node_hashes(nodes: Sequence[NodeID], read_strata: ReadStrata) -> list[bytes]
     Each tile is read once, whatever the number of nodes in it.
     """
     located = []
-    wanted: dict[tuple[int, int], Strata | None] = {}
+    widths: dict[TileID, int] = {}  # the stratum-0 width each tile must reach
     for level, index in nodes:
         sub = level & 7
         shift = TILE_HEIGHT - sub
-        tile = (level >> 3, index >> shift)
+        tile = _tile((level >> 3, index >> shift))
         which, stratum = _STRATUM_BELOW[sub]
         size = HASH_SIZE << (sub - stratum)
-        located.append((tile, which, (index - (tile[1] << shift)) * size, size))
-        wanted[tile] = None
-    keys = list(wanted)
-    for tile, strata in zip(keys, read_strata([TileID(*t) for t in keys]), strict=True):
-        if strata is None:
+        position = index - (tile[1] << shift)
+        located.append((tile, which, position * size, size))
+        need = (position + 1) << sub
+        if widths.get(tile, 0) < need:
+            widths[tile] = need
+    keys = list(widths)
+    strata: dict[TileID, Strata] = {}
+    for tile, decoded in zip(keys, read_strata(keys, list(widths.values())), strict=True):
+        if decoded is None:
             raise StorageError(f"tile {tile[0]}/{tile[1]} is missing", tile=tile)
-        wanted[tile] = strata
+        strata[tile] = decoded
     out = []
     for tile, which, start, size in located:
-        chunk = wanted[tile][which][start : start + size]  # type: ignore[index]
+        chunk = strata[tile][which][start : start + size]
         n = len(chunk)
         if n == size == HASH_SIZE:
             out.append(chunk)
