@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ledger.checkpoint import Checkpoint, NoteSigner, open_checkpoint
-from ledger.errors import StorageError, Unavailable
+from ledger.entry import Deposit
+from ledger.errors import InvalidDigest, InvalidStatement, StorageError, TooLarge, Unavailable
 from ledger.log import Ledger
 from ledger.merkle import leaf_hash
 from ledger.sequencer import Sequencer
@@ -225,3 +226,23 @@ def test_reopen_after_any_number_of_commits_gives_identical_state(
         assert head.size == min(position, 64)
         assert cp.root_hash == reference.mth(store.entries(0, head.size))
     assert [s for s, _ in states] == sorted(s for s, _ in states)
+
+
+@pytest.mark.parametrize(
+    ("raw", "error"),
+    [
+        (b'{"v":1}', InvalidStatement),
+        (DEPOSITS[0].statement.raw.replace(b'"sha256"', b'"md5"'), InvalidDigest),
+        (DEPOSITS[0].statement.raw.replace(b'"digest":"', b'"digest":"ab'), InvalidDigest),
+        (DEPOSITS[0].statement.raw.replace(b'"digest":"', b'"digest":"zz')[:-1], InvalidStatement),
+        (DEPOSITS[0].statement.raw.replace(b'"sha256"', b'"sha512"'), InvalidDigest),
+        (DEPOSITS[0].statement.raw[:-1] + b',"x":"' + b"y" * 3000 + b'"}', TooLarge),
+    ],
+)
+def test_bad_input_writes_nothing(ledger: Ledger, raw: bytes, error: type[Exception]) -> None:
+    with Sequencer(ledger) as seq:
+        with pytest.raises(error):
+            seq.append([Deposit.create(raw, DEPOSITS[0].sig)])
+        assert seq.blocks == 0
+    assert ledger.head_size() == 0
+    assert ledger.store.entry(0) is None
