@@ -281,6 +281,8 @@ def _open_ledger(path: Path) -> tuple[RocksStore, Ledger]:
 
 @dataclass(frozen=True, slots=True)
 class AppendRun:
+    """One timed append run: its wall time and the blocks the Sequencer committed."""
+
     seconds: float
     blocks: int
 

@@ -1,4 +1,4 @@
-"""Kill -9 while deposits flow: nothing acknowledged is lost, the tree agrees with its checkpoint."""
+"""Kill -9 while deposits flow: nothing acknowledged is lost; the tree matches its checkpoint."""
 
 from __future__ import annotations
 
