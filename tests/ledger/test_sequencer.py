@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import tempfile
 import threading
-from collections.abc import Callable
+from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.checkpoint import Checkpoint, NoteSigner, open_checkpoint
@@ -18,6 +19,7 @@ from ledger.log import Ledger
 from ledger.merkle import leaf_hash
 from ledger.sequencer import Sequencer
 from ledger.storage.memory import MemoryStore
+from ledger.storage.rocksdb import RocksStore
 from ledger.store import Store
 from ledger.tiles import TileID
 from tests import reference
@@ -199,33 +201,46 @@ def test_any_batch_split_gives_the_same_roots_and_codes(cuts: list[int]) -> None
     splits.append(order[start:])
     splits = [s for s in splits if s]
     one_root, one_codes = _build(MemoryStore(), [order])
-    root, codes = _build(MemoryStore(), splits)
+    store = MemoryStore()
+    root, codes = _build(store, splits)
     assert root == one_root and codes == one_codes
+    # The checkpoints chain: each names the body of the one before.
+    chain = [Checkpoint.parse(SIGNER.verifier.verify(h.note)) for h in store.checkpoints()]
+    assert [c.size for c in chain] == [0, *itertools.accumulate(len(s) for s in splits)]
+    for prev, cp in itertools.pairwise(chain):
+        assert cp.prev == prev.body_hash()
 
 
-@settings(
-    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(st.lists(st.integers(1, 20), min_size=1, max_size=6))
+@pytest.mark.parametrize("backend", ["memory", "rocksdb"])
+@settings(max_examples=12, deadline=None)
+@given(sizes=st.lists(st.integers(1, 20), min_size=1, max_size=6))
 def test_reopen_after_any_number_of_commits_gives_identical_state(
-    store_factory: Callable[[], Store], sizes: list[int]
+    backend: str, sizes: list[int]
 ) -> None:
-    store = store_factory()
-    if store.head() is not None:  # hypothesis reuses the fixture: start each example afresh
-        return
-    position = 0
-    states = []
-    for size in sizes:
-        ledger = Ledger.open(store, SIGNER, clock=lambda: FIXED_CLOCK)
-        with Sequencer(ledger) as seq:
-            seq.append(DEPOSITS[position : position + size])
-        position += size
-        store = store_factory()
-        head, cp = Ledger.open(store, SIGNER).checked_head()
-        states.append((head.size, cp.root_hash))
-        assert head.size == min(position, 64)
-        assert cp.root_hash == reference.mth(store.entries(0, head.size))
-    assert [s for s, _ in states] == sorted(s for s, _ in states)
+    with tempfile.TemporaryDirectory() as tmp:
+        memory = MemoryStore()
+
+        def reopen(previous: Store | None) -> Store:
+            if backend == "memory":
+                return memory
+            if previous is not None:
+                previous.close()
+            return RocksStore(Path(tmp) / "db")
+
+        store = reopen(None)
+        position = 0
+        for size in sizes:
+            ledger = Ledger.open(store, SIGNER, clock=lambda: FIXED_CLOCK)
+            with Sequencer(ledger) as seq:
+                seq.append(DEPOSITS[position : position + size])
+            before = ledger.checked_head()
+            position = min(position + size, 64)
+            store = reopen(store)
+            after = Ledger.open(store, SIGNER).checked_head()
+            assert after == before
+            assert after[0].size == position
+            assert after[1].root_hash == reference.mth(store.entries(0, position))
+        store.close()
 
 
 @pytest.mark.parametrize(
