@@ -15,10 +15,13 @@ Chinese title for people who read Chinese first, and structured ``details`` (got
     │   ├── InvalidDepositCode
     │   ├── InvalidCheckpoint
     │   ├── InvalidProofRequest
+    │   ├── InvalidKey
+    │   ├── TimestampMalformed
     │   └── TooLarge
     ├── VerificationFailed    a proof, signature or commitment does not check out
     │   ├── ProofInvalid
-    │   └── SignatureInvalid
+    │   ├── SignatureInvalid
+    │   └── TimestampInvalid   details["reason"] says which check failed
     ├── NotFound
     ├── StorageError          the store failed or disagrees with itself
     │   └── Conflict          someone else moved the log on (compare-and-swap lost)
@@ -36,6 +39,7 @@ __all__ = [
     "InvalidDepositCode",
     "InvalidDigest",
     "InvalidInput",
+    "InvalidKey",
     "InvalidMeta",
     "InvalidProofRequest",
     "InvalidSignatureField",
@@ -44,6 +48,8 @@ __all__ = [
     "ProofInvalid",
     "SignatureInvalid",
     "StorageError",
+    "TimestampInvalid",
+    "TimestampMalformed",
     "TooLarge",
     "Unavailable",
     "VerificationFailed",
@@ -111,6 +117,16 @@ class InvalidProofRequest(InvalidInput):
     title_zh = "证明请求无效"
 
 
+class InvalidKey(InvalidInput):
+    code = "invalid_key"
+    title_zh = "密钥或证书无效"
+
+
+class TimestampMalformed(InvalidInput):
+    code = "timestamp_malformed"
+    title_zh = "时间戳格式无效"
+
+
 class TooLarge(InvalidInput):
     code = "too_large"
     title_zh = "内容过大"
@@ -129,6 +145,14 @@ class ProofInvalid(VerificationFailed):
 class SignatureInvalid(VerificationFailed):
     code = "signature_invalid"
     title_zh = "签名无效"
+
+
+class TimestampInvalid(VerificationFailed):
+    """An RFC 3161 token failed a check; ``details["reason"]`` is one of ``signature``,
+    ``untrusted``, ``eku``, ``expired``, ``imprint``, ``nonce``, ``ess``, ``status``."""
+
+    code = "timestamp_invalid"
+    title_zh = "可信时间戳验证失败"
 
 
 class NotFound(CunzhengError):
