@@ -20,7 +20,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -76,6 +76,7 @@ class Sequencer:
         max_batch: int = 8192,
         max_delay: float = 0.002,
         max_pending: int = 1_000_000,
+        on_commit: Sequence[Callable[[int], None]] = (),
     ) -> None:
         if max_batch < 1 or max_delay < 0 or max_pending < 1:
             raise ValueError("max_batch and max_pending must be positive, max_delay not negative")
@@ -83,6 +84,8 @@ class Sequencer:
         self.max_batch = max_batch
         self.max_delay = max_delay
         self.max_pending = max_pending
+        self.on_commit = list(on_commit)
+        """Called with the new tree size after each durable block (e.g. Stamper.notify)."""
         self._queue: queue.SimpleQueue[_Pending | object] = queue.SimpleQueue()
         self._pending = 0
         self._pending_lock = threading.Lock()
@@ -259,6 +262,11 @@ class Sequencer:
             )
             self._last = checkpoint
             self.blocks += 1
+            for hook in self.on_commit:
+                try:
+                    hook(self._tree.size)
+                except Exception:
+                    log.exception("an on_commit hook failed")
         else:
             note = self.ledger.head().note
         size = self._tree.size

@@ -14,7 +14,9 @@ Keys a backend indexes by:
 - statement key (evidence digest key ‖ statement hash) → index: one index serves both "every
   deposit of a digest, oldest first" (a prefix scan) and "was this exact statement deposited
   already" (a point read);
-- checkpoint note by tree size; the head is the latest.
+- checkpoint note by tree size; the head is the latest;
+- RFC 3161 token by checkpoint tree size (written after the block, when the TSA answers);
+- depositor registry record by depositor id (rare admin writes, compare-and-swap).
 """
 
 from __future__ import annotations
@@ -102,6 +104,31 @@ class Store(Protocol):
 
     def checkpoints(self, start: int = 0) -> Iterator[Head]:
         """Every checkpoint with tree size ``>= start``, in order."""
+        ...
+
+    def put_timestamp(self, size: int, token: bytes) -> None:
+        """Store the token of checkpoint ``size`` durably; a token is never replaced."""
+        ...
+
+    def timestamp(self, size: int) -> bytes | None: ...
+
+    def timestamp_at_or_after(self, size: int) -> tuple[int, bytes] | None:
+        """The first time-stamped checkpoint with tree size ``>= size``, and its token."""
+        ...
+
+    def latest_timestamped(self) -> int | None:
+        """Tree size of the latest checkpoint that has a token."""
+        ...
+
+    def registry_get(self, depositor: str) -> bytes | None: ...
+
+    def registry_put(self, depositor: str, record: bytes, expected: bytes | None) -> None:
+        """Write a depositor record if the stored one is still ``expected`` (None: absent);
+        :class:`~ledger.errors.Conflict` otherwise. Durable when it returns."""
+        ...
+
+    def registry_list(self) -> list[bytes]:
+        """Every depositor record, by id."""
         ...
 
     def commit(self, block: Block) -> None:

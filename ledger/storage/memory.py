@@ -35,6 +35,8 @@ class MemoryStore:
         self._statements: dict[bytes, int] = {}
         self._checkpoints: dict[int, bytes] = {}
         self._sizes: list[int] = []
+        self._tokens: dict[int, bytes] = {}
+        self._registry: dict[str, bytes] = {}
         self.fail_next_commit: Literal["lose", "persist"] | None = None
         self.commits = 0
 
@@ -81,6 +83,36 @@ class MemoryStore:
     def checkpoints(self, start: int = 0) -> Iterator[Head]:
         for s in self._sizes[bisect.bisect_left(self._sizes, start) :]:
             yield Head(s, self._checkpoints[s])
+
+    def put_timestamp(self, size: int, token: bytes) -> None:
+        with self._lock:
+            if size not in self._checkpoints:
+                raise StorageError(f"no checkpoint at size {size} to time-stamp")
+            if size in self._tokens:
+                raise Conflict(f"checkpoint {size} already has a token")
+            self._tokens[size] = token
+
+    def timestamp(self, size: int) -> bytes | None:
+        return self._tokens.get(size)
+
+    def timestamp_at_or_after(self, size: int) -> tuple[int, bytes] | None:
+        sizes = sorted(s for s in self._tokens if s >= size)
+        return (sizes[0], self._tokens[sizes[0]]) if sizes else None
+
+    def latest_timestamped(self) -> int | None:
+        return max(self._tokens, default=None)
+
+    def registry_get(self, depositor: str) -> bytes | None:
+        return self._registry.get(depositor)
+
+    def registry_put(self, depositor: str, record: bytes, expected: bytes | None) -> None:
+        with self._lock:
+            if self._registry.get(depositor) != expected:
+                raise Conflict(f"depositor {depositor} changed meanwhile; read it again")
+            self._registry[depositor] = record
+
+    def registry_list(self) -> list[bytes]:
+        return [self._registry[k] for k in sorted(self._registry)]
 
     def commit(self, block: Block) -> None:
         with self._lock:

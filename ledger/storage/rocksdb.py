@@ -16,6 +16,8 @@ Key layout (one column family, one-byte prefixes, integers big-endian so order i
     c ‖ code(10) ‖ index   → ""          (by deposit code)
     d ‖ alg(1) ‖ digest ‖ statement(16) → index   (by digest; and "deposited already?")
     k ‖ size               → checkpoint note
+    T ‖ size               → RFC 3161 token of that checkpoint
+    R ‖ depositor id       → depositor registry record
 """
 
 from __future__ import annotations
@@ -180,6 +182,59 @@ class RocksStore:
         for key in self._scan(b"k", b"k" + _u64(max(start, 0))):
             yield Head(_U64.unpack(key[1:])[0], self._get(key))
 
+    def _write(self, batch: WriteBatch, what: str) -> None:
+        if self.read_only:
+            raise StorageError("store is open read-only")
+        try:
+            self._db.write(batch, self._sync)
+        except Exception as exc:
+            raise StorageError(f"{what} failed: {exc}") from exc
+
+    def put_timestamp(self, size: int, token: bytes) -> None:
+        with self._lock:
+            if self._get(b"k" + _u64(size)) is None:
+                raise StorageError(f"no checkpoint at size {size} to time-stamp")
+            if self._get(b"T" + _u64(size)) is not None:
+                raise Conflict(f"checkpoint {size} already has a token")
+            batch = WriteBatch(raw_mode=True)
+            batch.put(b"T" + _u64(size), token)
+            self._write(batch, f"storing the token of checkpoint {size}")
+
+    def timestamp(self, size: int) -> bytes | None:
+        value: bytes | None = self._get(b"T" + _u64(size)) if size >= 0 else None
+        return value
+
+    def timestamp_at_or_after(self, size: int) -> tuple[int, bytes] | None:
+        for key in self._scan(b"T", b"T" + _u64(max(size, 0))):
+            return _U64.unpack(key[1:])[0], self._get(key)
+        return None
+
+    def latest_timestamped(self) -> int | None:
+        it = self._db.iter(ReadOptions())
+        try:
+            it.seek_for_prev(b"T\xff")
+            if it.valid() and it.key().startswith(b"T"):
+                size: int = _U64.unpack(it.key()[1:])[0]
+                return size
+            return None
+        finally:
+            del it
+
+    def registry_get(self, depositor: str) -> bytes | None:
+        value: bytes | None = self._get(b"R" + depositor.encode())
+        return value
+
+    def registry_put(self, depositor: str, record: bytes, expected: bytes | None) -> None:
+        with self._lock:
+            if self._get(b"R" + depositor.encode()) != expected:
+                raise Conflict(f"depositor {depositor} changed meanwhile; read it again")
+            batch = WriteBatch(raw_mode=True)
+            batch.put(b"R" + depositor.encode(), record)
+            self._write(batch, f"writing depositor {depositor}")
+
+    def registry_list(self) -> list[bytes]:
+        return [self._get(k) for k in self._scan(b"R", b"R")]
+
     def commit(self, block: Block) -> None:
         if self.read_only:
             raise StorageError("store is open read-only")
@@ -212,10 +267,7 @@ class RocksStore:
             size = _u64(block.new_size)
             put(b"k" + size, block.checkpoint)
             put(_HEAD, size)
-            try:
-                self._db.write(batch, self._sync)
-            except Exception as exc:
-                raise StorageError(f"commit of block at {base} failed: {exc}") from exc
+            self._write(batch, f"commit of block at {base}")
 
     def stored_bytes(self) -> int:
         """Bytes of the store's files on disk (after a flush)."""

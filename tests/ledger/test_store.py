@@ -135,3 +135,36 @@ def test_second_writer_is_refused(tmp_path: object) -> None:
     with pytest.raises(StorageError, match="another cunzheng process"):
         RocksStore(path)
     first.close()
+
+
+def test_timestamps_are_immutable_and_found_by_size(ledger: Ledger) -> None:
+    store = ledger.store
+    with Sequencer(ledger, max_delay=0) as seq:
+        for i in range(3):
+            seq.append([make_deposit(i)])
+    assert store.latest_timestamped() is None
+    assert store.timestamp_at_or_after(0) is None
+    with pytest.raises(StorageError, match="no checkpoint"):
+        store.put_timestamp(7, b"token")
+    store.put_timestamp(2, b"token-2")
+    with pytest.raises(Conflict):
+        store.put_timestamp(2, b"other")
+    assert store.timestamp(2) == b"token-2" and store.timestamp(1) is None
+    assert store.timestamp_at_or_after(1) == (2, b"token-2")
+    assert store.timestamp_at_or_after(3) is None
+    store.put_timestamp(0, b"token-0")
+    assert store.latest_timestamped() == 2
+    assert store.timestamp_at_or_after(0) == (0, b"token-0")
+
+
+def test_registry_records_compare_and_swap(store: Store) -> None:
+    assert store.registry_get("lender-1") is None and store.registry_list() == []
+    store.registry_put("lender-1", b"v1", None)
+    with pytest.raises(Conflict):
+        store.registry_put("lender-1", b"v1b", None)
+    store.registry_put("lender-1", b"v2", b"v1")
+    with pytest.raises(Conflict):
+        store.registry_put("lender-1", b"v3", b"v1")
+    store.registry_put("bank-2", b"b1", None)
+    assert store.registry_get("lender-1") == b"v2"
+    assert store.registry_list() == [b"b1", b"v2"]
