@@ -16,6 +16,8 @@ Chinese title for people who read Chinese first, and structured ``details`` (got
     │   ├── InvalidCheckpoint
     │   ├── InvalidProofRequest
     │   ├── InvalidKey
+    │   ├── UnknownDepositor
+    │   ├── KeyNotValid       unknown, not yet valid, expired or revoked at that time
     │   ├── TimestampMalformed
     │   └── TooLarge
     ├── VerificationFailed    a proof, signature or commitment does not check out
@@ -44,6 +46,7 @@ __all__ = [
     "InvalidProofRequest",
     "InvalidSignatureField",
     "InvalidStatement",
+    "KeyNotValid",
     "NotFound",
     "ProofInvalid",
     "SignatureInvalid",
@@ -52,6 +55,7 @@ __all__ = [
     "TimestampMalformed",
     "TooLarge",
     "Unavailable",
+    "UnknownDepositor",
     "VerificationFailed",
 ]
 
@@ -120,6 +124,19 @@ class InvalidProofRequest(InvalidInput):
 class InvalidKey(InvalidInput):
     code = "invalid_key"
     title_zh = "密钥或证书无效"
+
+
+class UnknownDepositor(InvalidInput):
+    code = "unknown_depositor"
+    title_zh = "存证方未登记"
+
+
+class KeyNotValid(InvalidInput):
+    """``details["reason"]``: ``unknown``, ``not_yet_valid``, ``expired``, ``revoked``,
+    ``wrong_algorithm``."""
+
+    code = "key_not_valid"
+    title_zh = "签名密钥无效或已吊销"
 
 
 class TimestampMalformed(InvalidInput):

@@ -7,6 +7,9 @@ them to the tree, signs the next checkpoint (``time`` never goes backwards, ``pr
 bodies) and hands entries, tiles, indexes, meta and checkpoint to the store as one atomic durable
 write. Only then does a caller's future resolve with its :class:`Receipt`.
 
+When given ``admit`` (the depositor registry's check), every deposit is checked — depositor
+registered, key valid at the time of receipt, signature — before anything is queued.
+
 A statement deposited again (a retry) is not appended twice: its receipt names the original
 index, with ``duplicate=True``. If a commit fails, every deposit of that block gets the error, and
 the writer reloads the tree from the store, which is the truth whether or not the write landed.
@@ -77,6 +80,7 @@ class Sequencer:
         max_delay: float = 0.002,
         max_pending: int = 1_000_000,
         on_commit: Sequence[Callable[[int], None]] = (),
+        admit: Callable[[Sequence[Deposit], int], None] | None = None,
     ) -> None:
         if max_batch < 1 or max_delay < 0 or max_pending < 1:
             raise ValueError("max_batch and max_pending must be positive, max_delay not negative")
@@ -84,6 +88,9 @@ class Sequencer:
         self.max_batch = max_batch
         self.max_delay = max_delay
         self.max_pending = max_pending
+        self.admit = admit
+        """Checks deposits before they are queued (``Registry.admit``: depositor, key, signature);
+        raising refuses the whole submission, nothing written."""
         self.on_commit = list(on_commit)
         """Called with the new tree size after each durable block (e.g. Stamper.notify)."""
         self._queue: queue.SimpleQueue[_Pending | object] = queue.SimpleQueue()
@@ -132,7 +139,10 @@ class Sequencer:
         order, once they are durable. They may be spread over more than one block."""
         if self._closed or self._thread is None:
             raise Unavailable("the sequencer is not running")
-        received_at = format_time(self.ledger.clock())
+        now = self.ledger.clock()
+        if self.admit is not None:
+            self.admit(deposits, now)
+        received_at = format_time(now)
         leaves = [build_entry(d, received_at) for d in deposits]
         hashes = [leaf_hash(leaf) for leaf in leaves]
         with self._pending_lock:
