@@ -80,9 +80,15 @@ def test_any_single_substitution_is_caught(h: bytes, position: int, char: str) -
     body = code.body
     if body[position] == char:
         return
-    typed = "CZ" + body[:position] + char + body[position + 1 :] + code.check
+    wrong = body[:position] + char + body[position + 1 :]
+    fold = str.maketrans("OIL", "011")
+    if mod_37_36.calc_check_digit(wrong).translate(fold) == code.check.translate(fold):
+        # MOD 37,36 catches every substitution, but DESIGN §4 folds O/0 and I/L/1 in the check
+        # position too, so check characters that differ only that way are read as equal.
+        assert mod_37_36.calc_check_digit(wrong) != code.check
+        return
     with pytest.raises(InvalidDepositCode):
-        parse_code(typed)
+        parse_code("CZ" + wrong + code.check)
 
 
 def test_most_adjacent_swaps_are_caught() -> None:
