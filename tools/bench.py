@@ -31,6 +31,7 @@ import platform
 import random
 import shutil
 import struct
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -191,7 +192,28 @@ def machine_info() -> dict[str, Any]:
         "machine": platform.machine(),
         "rocksdict": _version("rocksdict"),
         "pymerkle": _version("pymerkle"),
+        "revision": source_revision(),
     }
+
+
+def source_revision() -> str | None:
+    """``git describe --always --dirty`` of this checkout, if it is one: figures are only
+    comparable between known revisions."""
+    git = shutil.which("git")
+    if git is None:
+        return None
+    try:
+        done = subprocess.run(  # noqa: S603 - fixed arguments, no shell
+            [git, "describe", "--always", "--dirty"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None
 
 
 def _version(package: str) -> str | None:
@@ -770,10 +792,8 @@ def _format(value: float, unit: str) -> str:
 def render(report: Report, console: Console) -> None:
     """The figures as one table, section by section, then skipped sections and notes."""
     table = Table(title="cunzheng bench ledger")
-    table.add_column("figure", no_wrap=True)
-    table.add_column("value", justify="right", no_wrap=True)
-    table.add_column("unit", no_wrap=True)
-    table.add_column("target")
+    for column in ("figure", "value", "unit", "target"):
+        table.add_column(column, justify="right" if column == "value" else "left", no_wrap=True)
     for section, figures in report.by_section().items():
         table.add_row(f"[bold]{section}[/]")
         for f in figures:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -131,11 +132,13 @@ def bench_ledger(
         work_dir=work_dir,
     )
 
-    console = Console()
+    # The table is about 100 columns wide; Rich assumes 80 when output is not a terminal.
+    console = Console(width=None if sys.stdout.isatty() else 120)
     status = Console(stderr=True, log_path=False)
+    machine = machine_info()  # before the run: the revision measured is the one imported
     report = run_ledger_bench(config, log=status.log)
     render(report, console)
-    document = report.to_json(machine=machine_info(), parameters=config.to_json())
+    document = report.to_json(machine=machine, parameters=config.to_json())
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     console.print(f"figures written to {json_path}")
