@@ -7,6 +7,7 @@ cached.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections import OrderedDict
@@ -18,7 +19,7 @@ from .checkpoint import Checkpoint, NoteSigner, NoteVerifier, open_checkpoint
 from .code import DepositCode
 from .entry import Digest
 from .errors import InvalidProofRequest, NotFound, StorageError
-from .merkle import EMPTY_ROOT, HASH_SIZE, consistency_plan, inclusion_plan
+from .merkle import EMPTY_ROOT, HASH_SIZE, NodeID, consistency_plan, inclusion_plan
 from .store import Block, Head, Store
 from .tiles import (
     TILE_HEIGHT,
@@ -28,10 +29,13 @@ from .tiles import (
     TileID,
     compact_range_from_tiles,
     decode_record,
+    expand,
     node_hashes,
 )
 
 __all__ = ["Ledger", "LogConfig", "now_ms"]
+
+_node = functools.partial(tuple.__new__, NodeID)
 
 
 def now_ms() -> int:
@@ -75,6 +79,8 @@ class Ledger:
         self._cache_size = tile_cache
         self._cache_lock = threading.Lock()
         self._known_size = 0
+        self._tails: OrderedDict[tuple[int, int], list[bytes]] = OrderedDict()
+        self._tail_cache_size = 1024
 
     @classmethod
     def open(cls, store: Store, signer: NoteSigner, *, clock: Callable[[], int] = now_ms) -> Ledger:
@@ -128,8 +134,12 @@ class Ledger:
             fetched = self.store.read_tiles([ids[i] for i in missing])
             with self._cache_lock:
                 for i, record in zip(missing, fetched, strict=True):
-                    if record is not None:
-                        cache[ids[i]] = out[i] = decode_record(record)
+                    if record is None:
+                        continue
+                    strata = decode_record(record)
+                    if len(strata[0]) == TILE_WIDTH * HASH_SIZE:
+                        strata = expand(strata)  # complete: never changes, expand once
+                    cache[ids[i]] = out[i] = strata
                 while len(cache) > self._cache_size:
                     cache.popitem(last=False)
         return out
@@ -212,10 +222,28 @@ class Ledger:
             )
 
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
-        """RFC 9162 inclusion proof of leaf ``index`` in the tree of ``size``."""
-        plan = inclusion_plan(index, size)
+        """RFC 9162 inclusion proof of leaf ``index`` in the tree of ``size``.
+
+        The proof is the siblings below the fork (where the path to ``index`` leaves the right
+        border), then a tail — the folded right border and the left nodes above — that depends
+        only on ``size`` and the fork's level, so it is cached and shared by every leaf under
+        that fork.
+        """
+        if not 0 <= index < size:
+            inclusion_plan(index, size)  # raises the precise error
         self._within(size)
-        return plan.proof(node_hashes(plan.nodes, self.read_strata))
+        fork = (index ^ size).bit_length() - 1
+        tail = self._tails.get((size, fork))
+        if tail is None:
+            plan = inclusion_plan(index, size)
+            proof = plan.proof(node_hashes(plan.nodes, self.read_strata))
+            with self._cache_lock:
+                self._tails[(size, fork)] = proof[fork:]
+                while len(self._tails) > self._tail_cache_size:
+                    self._tails.popitem(last=False)
+            return proof
+        siblings = [_node((level, (index >> level) ^ 1)) for level in range(fork)]
+        return [*node_hashes(siblings, self.read_strata), *tail]
 
     def consistency_proof(self, size1: int, size2: int) -> list[bytes]:
         """RFC 9162 consistency proof from the tree of ``size1`` to that of ``size2``."""

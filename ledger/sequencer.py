@@ -77,7 +77,7 @@ class Sequencer:
         ledger: Ledger,
         *,
         max_batch: int = 8192,
-        max_delay: float = 0.002,
+        max_delay: float = 0.0,
         max_pending: int = 1_000_000,
         on_commit: Sequence[Callable[[int], None]] = (),
         admit: Callable[[Sequence[Deposit], int], None] | None = None,

@@ -144,7 +144,8 @@ _STRATUM_BELOW = [
 ]
 
 
-Strata = tuple[bytes, bytes, bytes]
+Strata = tuple[bytes, ...]
+"""A decoded tile: its stored sub-levels (0, 3, 6), or all eight once :func:`expand` ran."""
 ReadTiles = Callable[[Sequence[TileID]], Sequence[bytes | None]]
 ReadStrata = Callable[[Sequence[TileID], Sequence[int]], Sequence[Strata | None]]
 """Reads decoded tiles; the second argument is the width each tile must have at least (a reader
@@ -160,6 +161,27 @@ def strata_reader(read_tiles: ReadTiles) -> ReadStrata:
     return read
 
 
+def _pairs(level: bytes) -> bytes:
+    """The parents of a row of hashes (an odd last hash has none yet)."""
+    return b"".join(
+        sha256(NODE_HASH_PREFIX + level[i : i + 2 * HASH_SIZE]).digest()
+        for i in range(0, len(level) - HASH_SIZE, 2 * HASH_SIZE)
+    )
+
+
+def expand(strata: Strata) -> Strata:
+    """All eight sub-levels of a tile from its stored three: 218 hashes for a full tile, paid
+    once per cached tile so that every later proof node is a slice."""
+    if len(strata) == TILE_HEIGHT:
+        return strata
+    s0, s3, s6 = strata
+    s1 = _pairs(s0)
+    s2 = _pairs(s1)
+    s4 = _pairs(s3)
+    s5 = _pairs(s4)
+    return (s0, s1, s2, s3, s4, s5, s6, _pairs(s6))
+
+
 def node_hashes(nodes: Sequence[NodeID], read_strata: ReadStrata) -> list[bytes]:
     """Hashes of complete ``nodes``, computed from tiles fetched (decoded) by ``read_strata``.
 
@@ -171,10 +193,8 @@ def node_hashes(nodes: Sequence[NodeID], read_strata: ReadStrata) -> list[bytes]
         sub = level & 7
         shift = TILE_HEIGHT - sub
         tile = _tile((level >> 3, index >> shift))
-        which, stratum = _STRATUM_BELOW[sub]
-        size = HASH_SIZE << (sub - stratum)
         position = index - (tile[1] << shift)
-        located.append((tile, which, position * size, size))
+        located.append((tile, sub, position))
         need = (position + 1) << sub
         if widths.get(tile, 0) < need:
             widths[tile] = need
@@ -185,8 +205,18 @@ def node_hashes(nodes: Sequence[NodeID], read_strata: ReadStrata) -> list[bytes]
             raise StorageError(f"tile {tile[0]}/{tile[1]} is missing", tile=tile)
         strata[tile] = decoded
     out = []
-    for tile, which, start, size in located:
-        chunk = strata[tile][which][start : start + size]
+    for tile, sub, position in located:
+        decoded = strata[tile]
+        if len(decoded) == TILE_HEIGHT:
+            chunk = decoded[sub][position * HASH_SIZE : (position + 1) * HASH_SIZE]
+            if len(chunk) != HASH_SIZE:
+                raise StorageError(f"a node is beyond the end of tile {tile[0]}/{tile[1]}")
+            out.append(chunk)
+            continue
+        which, stratum = _STRATUM_BELOW[sub]
+        size = HASH_SIZE << (sub - stratum)
+        start = position * size
+        chunk = decoded[which][start : start + size]
         n = len(chunk)
         if n == size == HASH_SIZE:
             out.append(chunk)

@@ -1,0 +1,46 @@
+"""Proofs served by the ledger equal the RFC reference, cached tails included."""
+
+from __future__ import annotations
+
+import pytest
+
+from ledger.errors import InvalidProofRequest
+from ledger.log import Ledger
+from ledger.sequencer import Sequencer
+from tests import reference
+from tests.conftest import make_deposit
+from verifier.proof import verify_consistency
+
+
+def test_every_inclusion_and_consistency_proof_matches_reference(ledger: Ledger) -> None:
+    with Sequencer(ledger) as seq:
+        for start in range(0, 600, 97):
+            seq.append([make_deposit(i) for i in range(start, min(start + 97, 600))])
+    leaves = ledger.store.entries(0, 600)
+    ref = reference.RangeReference(leaves)
+    for size in (1, 2, 3, 255, 256, 257, 511, 512, 513, 599, 600):
+        for _ in range(2):  # the second pass is served from cached proof tails
+            for index in range(size):
+                assert ledger.inclusion_proof(index, size) == ref.path(index, 0, size)
+        for old in range(0, size + 1, 7):
+            proof = ledger.consistency_proof(old, size)
+            assert proof == ref.proof(old, size)
+            verify_consistency(
+                size1=old, size2=size, root1=ref.mth(0, old), root2=ref.mth(0, size), path=proof
+            )
+        assert ledger.root(size) == ref.mth(0, size)
+
+
+def test_proof_requests_beyond_the_log_are_refused(ledger: Ledger) -> None:
+    with Sequencer(ledger) as seq:
+        seq.append([make_deposit(i) for i in range(10)])
+    with pytest.raises(InvalidProofRequest, match="beyond the log's size"):
+        ledger.inclusion_proof(3, 11)
+    with pytest.raises(InvalidProofRequest, match="index is beyond size"):
+        ledger.inclusion_proof(10, 10)
+    with pytest.raises(InvalidProofRequest):
+        ledger.inclusion_proof(-1, 10)
+    with pytest.raises(InvalidProofRequest, match="beyond the log's size"):
+        ledger.consistency_proof(3, 12)
+    with pytest.raises(InvalidProofRequest):
+        ledger.consistency_proof(5, 4)
