@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import click
+from cryptography.hazmat.primitives import hashes
 
 
 @click.group()
@@ -142,3 +143,62 @@ def bench_ledger(
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     console.print(f"figures written to {json_path}")
+
+
+@main.group()
+def tsa() -> None:
+    """The built-in RFC 3161 time-stamping authority."""
+
+
+@tsa.command("init")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--name", default="cunzheng TSA", show_default=True, help="Certificate subject CN.")
+@click.option(
+    "--key-type", type=click.Choice(["ec", "rsa"]), default="ec", show_default=True,
+    help="EC P-256 or RSA-2048 signing key.",
+)  # fmt: skip
+@click.option("--valid-days", type=click.IntRange(min=1), default=1825, show_default=True)
+def tsa_init(directory: Path, name: str, key_type: str, valid_days: int) -> None:
+    """Create a root CA and a TSA certificate (critical timeStamping EKU) in DIRECTORY."""
+    from ledger.authority import issue_tsa_certificates
+    from ledger.errors import CunzhengError
+
+    try:
+        credentials = issue_tsa_certificates(
+            name=name,
+            key_type="rsa" if key_type == "rsa" else "ec",
+            valid_days=valid_days,
+        )
+        credentials.write(directory)
+    except CunzhengError as exc:
+        raise click.ClickException(exc.message) from exc
+    fingerprint = credentials.root.fingerprint(hashes.SHA256()).hex()
+    click.echo(f"TSA credentials written to {directory} (the key file is readable by you only).")
+    click.echo(f"Verifiers trust {directory / 'tsa-root.pem'}: SHA-256 fingerprint {fingerprint}")
+
+
+@tsa.command("serve")
+@click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=3161, show_default=True)
+@click.option("--policy", default=None, help="TSA policy OID (default: cunzheng's).")
+def tsa_serve(directory: Path, host: str, port: int, policy: str | None) -> None:
+    """Answer RFC 3161 requests over HTTP with the credentials in DIRECTORY."""
+    from ledger.authority import DEFAULT_POLICY
+    from ledger.errors import CunzhengError
+
+    from .tsa_server import TsaServer, open_authority
+
+    try:
+        authority, credentials, serials = open_authority(directory, policy=policy or DEFAULT_POLICY)
+    except CunzhengError as exc:
+        raise click.ClickException(exc.message) from exc
+    server = TsaServer(authority, credentials, host=host, port=port)
+    click.echo(f"RFC 3161 TSA listening on {server.url} (Ctrl-C to stop)", err=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        serials.close()
