@@ -81,6 +81,7 @@ __all__ = [
     "RSA_PSS_SALT_LENGTH",
     "SM2_DEFAULT_ID",
     "PublicKey",
+    "StatementKeys",
     "key_allows",
     "load_public_key",
     "verify_statement",
@@ -489,3 +490,30 @@ def _der_children(contents: bytes) -> list[tuple[int, bytes, bytes]]:
         children.append((tag, value, contents[pos:end]))
         pos = end
     return children
+
+
+def _ms(when: datetime | None) -> int | None:
+    return None if when is None else int(when.timestamp() * 1000)
+
+
+class StatementKeys:
+    """Keys and statement signatures as this module defines them, in the shape the depositor
+    registry asks for (``ledger.registry.KeyScheme``)."""
+
+    def load(self, pem: bytes) -> PublicKey:
+        return load_public_key(pem)
+
+    def fingerprint(self, key: PublicKey) -> str:
+        return key.key_id
+
+    def validity(self, key: PublicKey) -> tuple[int | None, int | None]:
+        """The certificate's window in Unix ms; ``notAfter`` is inclusive, the registry's end
+        exclusive, hence the millisecond added."""
+        end = _ms(key.not_after)
+        return _ms(key.not_before), None if end is None else end + 1
+
+    def allows(self, alg: str, key: PublicKey) -> bool:
+        return key_allows(alg, key)
+
+    def verify(self, statement_hash: bytes, alg: str, signature: bytes, key: PublicKey) -> None:
+        verify_statement(statement_hash, alg, signature, key)
