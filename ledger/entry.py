@@ -450,6 +450,43 @@ class Deposit:
                 )
         return cls(statement, sig, stored_meta, tst)
 
+    @classmethod
+    def from_object(cls, obj: Any) -> Deposit:
+        """Read a deposit request: ``{"statement": {…}, "sig": {…}, "meta"?: {…}, "salt"?: hex,
+        "tst"?: base64}`` (what ``cunzheng sign`` writes and the API accepts)."""
+        if not isinstance(obj, dict) or not {"statement", "sig"} <= obj.keys():
+            raise InvalidInput("a deposit has a statement and a sig")
+        unexpected = obj.keys() - {"statement", "sig", "meta", "salt", "tst"}
+        if unexpected:
+            raise InvalidInput("unexpected deposit fields", unexpected=sorted(unexpected))
+        salt = obj.get("salt")
+        if salt is not None:
+            if not isinstance(salt, str) or re.fullmatch(r"[0-9a-f]{64}", salt) is None:
+                raise InvalidMeta(f"salt must be {2 * SALT_BYTES} lower-case hex characters")
+            salt = bytes.fromhex(salt)
+        tst = obj.get("tst")
+        if tst is not None:
+            if not isinstance(tst, str):
+                raise InvalidInput("tst must be base64 text")
+            tst = _b64decode(tst, InvalidInput, "tst")
+        return cls.create(
+            Statement.from_object(obj["statement"]),
+            Signature.from_object(obj["sig"]),
+            meta=obj.get("meta"),
+            salt=salt,
+            tst=tst,
+        )
+
+    def to_object(self) -> dict[str, Any]:
+        """The deposit request this deposit was read from (the inverse of :meth:`from_object`)."""
+        obj: dict[str, Any] = {"statement": loads(self.statement.raw), "sig": self.sig.to_object()}
+        if self.meta is not None:
+            stored = loads(self.meta)
+            obj["meta"], obj["salt"] = stored["meta"], stored["salt"]
+        if self.tst is not None:
+            obj["tst"] = base64.b64encode(self.tst).decode()
+        return obj
+
 
 def build_entry(deposit: Deposit, received_at: str) -> bytes:
     """The leaf: JCS of ``{"received_at", "sig", "statement", "tst"?}``.

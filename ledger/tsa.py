@@ -23,11 +23,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from .authority import TimeStampAuthority
 from .checkpoint import split_note
 from .errors import Conflict, CunzhengError, Unavailable
 from .store import Store
 
-__all__ = ["HttpTimestampClient", "Lag", "Stamper", "TimestampClient"]
+__all__ = ["AuthorityClient", "HttpTimestampClient", "Lag", "Stamper", "TimestampClient"]
 
 log = logging.getLogger(__name__)
 
@@ -191,3 +192,13 @@ class Stamper:
                 continue
             self.last_error = None
             backoff = self.interval
+
+
+class AuthorityClient:
+    """The built-in TSA called in-process: the embedded default, no HTTP hop."""
+
+    def __init__(self, authority: TimeStampAuthority) -> None:
+        self.authority = authority
+
+    def stamp(self, digest: bytes) -> bytes:
+        return self.authority.stamp(digest, nonce=secrets.randbits(63), cert_req=True)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
 import click
 from cryptography.hazmat.primitives import hashes
+
+from ledger.entry import DIGEST_ALGORITHMS, EVIDENCE_KINDS
 
 
 @click.group()
@@ -202,3 +205,131 @@ def tsa_serve(directory: Path, host: str, port: int, policy: str | None) -> None
     finally:
         server.server_close()
         serials.close()
+
+
+@main.group()
+def keys() -> None:
+    """Depositor signing keys."""
+
+
+@keys.command("generate")
+@click.option(
+    "--alg",
+    type=click.Choice(["ed25519", "ecdsa-p256-sha256", "rsa-pss-sha256", "sm2-sm3"]),
+    default="ed25519",
+    show_default=True,
+    help="Signature algorithm the key is for.",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Writes OUT.key (private, mode 0600) and OUT.pub (register this one).",
+)
+def keys_generate(alg: str, out: Path) -> None:
+    """Make a key pair for signing deposit statements."""
+    from ledger.errors import CunzhengError
+    from verifier.signature import load_public_key
+
+    from .client import generate_key
+
+    private_path, public_path = out.with_suffix(".key"), out.with_suffix(".pub")
+    for path in (private_path, public_path):
+        if path.exists():
+            raise click.ClickException(f"{path} exists; choose another --out")
+    try:
+        private, public = generate_key(alg)
+    except CunzhengError as exc:
+        raise click.ClickException(exc.message) from exc
+    fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(private)
+    public_path.write_bytes(public)
+    click.echo(f"private key: {private_path} (keep it secret; readable by you only)")
+    click.echo(f"public key:  {public_path} (register it with the depository)")
+    click.echo(f"key id:      {load_public_key(public).key_id}")
+
+
+def _meta_pairs(
+    _ctx: click.Context, _param: click.Parameter, pairs: tuple[str, ...]
+) -> dict[str, str]:
+    meta = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"want KEY=VALUE, got {pair!r}")
+        meta[key] = value
+    return meta
+
+
+@main.command("sign")
+@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--key", "key_path", required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path)
+)
+@click.option("--key-id", required=True, help="The key id the depository registered.")
+@click.option("--depositor", required=True, help="Your depositor id.")
+@click.option(
+    "--kind",
+    required=True,
+    type=click.Choice(sorted(EVIDENCE_KINDS)),
+    help="Evidence kind (DB4401/T 310 Annex B).",
+)
+@click.option(
+    "--meta",
+    "meta",
+    multiple=True,
+    callback=_meta_pairs,
+    help="Private metadata KEY=VALUE (repeatable): file name, contract number…",
+)
+@click.option("--alg", default=None, help="Signature algorithm (default: the key's).")
+@click.option(
+    "--digest-alg",
+    type=click.Choice(sorted(DIGEST_ALGORITHMS)),
+    default="sha256",
+    show_default=True,
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Default: FILE.deposit.json",
+)
+def sign(
+    file: Path,
+    key_path: Path,
+    key_id: str,
+    depositor: str,
+    kind: str,
+    meta: dict[str, str],
+    alg: str | None,
+    digest_alg: str,
+    out: Path | None,
+) -> None:
+    """Hash FILE locally and write a signed deposit request (the file itself never leaves)."""
+    from ledger.entry import Deposit
+    from ledger.errors import CunzhengError
+
+    from .client import build_statement, load_private_key, sign_statement
+
+    out = out or file.with_name(file.name + ".deposit.json")
+    try:
+        key = load_private_key(key_path.read_bytes())
+        statement, full_meta, salt = build_statement(
+            file,
+            depositor=depositor,
+            kind=kind,
+            meta={"file_name": file.name, **meta},
+            digest_alg=digest_alg,
+        )
+        deposit = Deposit.create(
+            statement,
+            sign_statement(statement, key, alg=alg, key_id=key_id),
+            meta=full_meta,
+            salt=salt,
+        )
+    except CunzhengError as exc:
+        raise click.ClickException(exc.message) from exc
+    out.write_text(json.dumps(deposit.to_object(), ensure_ascii=False, indent=2) + "\n")
+    click.echo(f"{statement.digest}  {file}")
+    click.echo(f"signed deposit request written to {out}")

@@ -234,3 +234,36 @@ def test_non_canonical_entry_is_refused() -> None:
     leaf = build_entry(Deposit.create(s, Signature("ed25519", "k", b"x")), format_time(0))
     with pytest.raises(InvalidInput, match="canonical"):
         parse_entry(leaf.replace(b'"received_at":', b'"received_at": '))
+
+
+def test_deposit_requests_round_trip() -> None:
+    s = Statement.from_object(statement_object())
+    d = Deposit.create(s, Signature("ed25519", "k1", b"s" * 64), meta=META, salt=SALT, tst=b"tok")
+    assert Deposit.from_object(json.loads(json.dumps(d.to_object()))) == d
+    bare = Deposit.create(s, Signature("ed25519", "k1", b"s" * 64))
+    assert Deposit.from_object(bare.to_object()) == bare
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({"statement": ...}, InvalidInput),
+        ({"extra": 1}, InvalidInput),
+        ({"salt": "00"}, InvalidMeta),
+        ({"salt": "AB" * 32}, InvalidMeta),
+        ({"tst": 5}, InvalidInput),
+        ({"tst": "***"}, InvalidInput),
+        ({"sig": {"alg": "ed25519"}}, InvalidSignatureField),
+        ({"meta": {"contract_no": "other"}}, InvalidMeta),
+    ],
+)
+def test_bad_deposit_requests(change: dict[str, Any], error: type[Exception]) -> None:
+    s = Statement.from_object(statement_object())
+    obj = Deposit.create(s, Signature("ed25519", "k1", b"s" * 64), meta=META, salt=SALT).to_object()
+    for key, value in change.items():
+        if value is ...:
+            del obj[key]
+        else:
+            obj[key] = value
+    with pytest.raises(error):
+        Deposit.from_object(obj)
