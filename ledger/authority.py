@@ -37,6 +37,7 @@ from typing import Any, ClassVar, Final, Literal
 from asn1crypto import cms, core, tsp
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -98,6 +99,18 @@ class _Rejection(Exception):
         super().__init__(text)
         self.failure = failure
         self.text = text
+
+
+def _check_policy(policy: str) -> None:
+    """A policy OID has at least two arcs, and the second is below 40 under arcs 0 and 1."""
+    try:
+        if _OID.fullmatch(policy) is None:
+            raise ValueError("not dotted decimal")
+        core.ObjectIdentifier(policy).dump()
+    except ValueError as exc:
+        raise InvalidInput(
+            f"policy must be a dotted OID such as {DEFAULT_POLICY}, got {policy!r}", got=policy
+        ) from exc
 
 
 def _utc_now() -> dt.datetime:
@@ -189,6 +202,12 @@ def _accuracy(accuracy: dt.timedelta) -> tsp.Accuracy:
     return tsp.Accuracy({name: value for name, value in parts.items() if value})
 
 
+def _digest_algorithm(name: str) -> dict[str, Any]:
+    """A SHA-2 AlgorithmIdentifier with parameters absent, as RFC 5754 §2 says to generate them
+    (asn1crypto would otherwise write NULL)."""
+    return {"algorithm": name, "parameters": None}
+
+
 def _cms_time(when: dt.datetime) -> cms.Time:
     """RFC 5652 §11.3: UTCTime for 1950–2049, GeneralizedTime otherwise; whole seconds."""
     when = when.replace(microsecond=0)
@@ -220,8 +239,7 @@ class TimeStampAuthority:
     ) -> None:
         _check_private_key(private_key, certificate)
         _check_tsa_certificate(certificate)
-        if _OID.fullmatch(policy) is None:
-            raise InvalidInput(f"policy must be a dotted OID, got {policy!r}", got=policy)
+        _check_policy(policy)
         if accuracy is not None and accuracy < dt.timedelta(microseconds=1):
             raise InvalidInput(f"accuracy must be at least 1 µs, got {accuracy}", got=str(accuracy))
         self.certificate = certificate
@@ -313,7 +331,7 @@ class TimeStampAuthority:
                 f"{hash_alg} digest is {len(digest)} bytes, want {size}", got=len(digest), want=size
             )
         imprint = tsp.MessageImprint(
-            {"hash_algorithm": {"algorithm": hash_alg}, "hashed_message": digest}
+            {"hash_algorithm": _digest_algorithm(hash_alg), "hashed_message": digest}
         )
         return bytes(self._issue(imprint, nonce=nonce, cert_req=cert_req).dump())
 
@@ -428,7 +446,7 @@ class TimeStampAuthority:
                         }
                     }
                 ),
-                "digest_algorithm": {"algorithm": "sha256"},
+                "digest_algorithm": _digest_algorithm("sha256"),
                 "signed_attrs": signed_attrs,
                 "signature_algorithm": {"algorithm": self._signature_algorithm},
                 "signature": signature,
@@ -436,7 +454,7 @@ class TimeStampAuthority:
         )
         signed_data: dict[str, Any] = {
             "version": "v3",
-            "digest_algorithms": [{"algorithm": "sha256"}],
+            "digest_algorithms": [_digest_algorithm("sha256")],
             "encap_content_info": {
                 "content_type": "tst_info",
                 "content": cms.ParsableOctetString(tst_der),
@@ -521,25 +539,23 @@ class TsaCredentials:
             root = x509.load_pem_x509_certificate((source / _ROOT_FILE).read_bytes())
             certificate = x509.load_pem_x509_certificate((source / _CERT_FILE).read_bytes())
             private_key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-        except (OSError, ValueError, TypeError) as exc:
+        except (OSError, ValueError, TypeError, UnsupportedAlgorithm) as exc:
             raise InvalidKey(f"cannot read TSA credentials from {source}: {exc}") from exc
         if not isinstance(private_key, TsaPrivateKey):
             raise InvalidKey(f"{key_path} holds a {type(private_key).__name__}, want EC or RSA")
         _check_private_key(private_key, certificate)
         try:
             certificate.verify_directly_issued_by(root)
-        except (ValueError, TypeError) as exc:
-            raise InvalidKey(f"{_CERT_FILE} was not issued by {_ROOT_FILE}: {exc}") from exc
+        except (InvalidSignature, ValueError, TypeError) as exc:
+            raise InvalidKey(f"{_CERT_FILE} was not issued by {_ROOT_FILE}: {exc!r}") from exc
         return cls(root=root, certificate=certificate, private_key=private_key)
 
 
 def _write_new(path: Path, data: bytes, mode: int) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), "wb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
 
 
 def _fsync_directory(directory: Path) -> None:

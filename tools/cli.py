@@ -158,7 +158,7 @@ def tsa() -> None:
 @click.option("--name", default="cunzheng TSA", show_default=True, help="Certificate subject CN.")
 @click.option(
     "--key-type", type=click.Choice(["ec", "rsa"]), default="ec", show_default=True,
-    help="EC P-256 or RSA-2048 signing key.",
+    help="EC P-256 or RSA-3072 signing key.",
 )  # fmt: skip
 @click.option("--valid-days", type=click.IntRange(min=1), default=1825, show_default=True)
 def tsa_init(directory: Path, name: str, key_type: str, valid_days: int) -> None:
