@@ -62,7 +62,9 @@ __all__ = [
     "HASH_ALGORITHMS",
     "MAX_TOKEN_BYTES",
     "TimestampInfo",
+    "make_request",
     "parse_token",
+    "read_response",
     "token_from_response",
     "verify_token",
 ]
@@ -653,3 +655,40 @@ def verify_token(
             want=nonce,
         )
     return replace(info, tsa_subject=signer.subject)
+
+
+def make_request(
+    digest: bytes, *, hash_alg: str = "sha256", nonce: int | None = None, cert_req: bool = True
+) -> bytes:
+    """A DER ``TimeStampReq`` (RFC 3161 §2.4.1) for ``digest``, SHA-2 parameters absent."""
+    size = HASH_ALGORITHMS.get(hash_alg)
+    if size is None or len(digest) != size:
+        raise InvalidDigest(
+            f"a time-stamp request takes a SHA-256/384/512 digest, got {hash_alg} "
+            f"of {len(digest)} bytes",
+            got=hash_alg,
+            want=sorted(HASH_ALGORITHMS),
+        )
+    request: dict[str, Any] = {
+        "version": 1,
+        "message_imprint": {
+            "hash_algorithm": {"algorithm": hash_alg, "parameters": None},
+            "hashed_message": digest,
+        },
+        "cert_req": cert_req,
+    }
+    if nonce is not None:
+        request["nonce"] = nonce
+    return bytes(tsp.TimeStampReq(request).dump())
+
+
+def read_response(response: bytes, nonce: int) -> bytes:
+    """The token of a granted response whose nonce is ``nonce`` (what an RFC 3161 client checks
+    before it keeps a token)."""
+    token = token_from_response(response)
+    found = parse_token(token).nonce
+    if found != nonce:
+        raise TimestampInvalid(
+            "the TSA answered with another nonce", reason="nonce", got=found, want=nonce
+        )
+    return token
