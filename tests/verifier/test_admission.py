@@ -20,7 +20,6 @@ from tools.client import SigningKey, generate_key, load_private_key, sign_statem
 from verifier.admission import Admission
 from verifier.signature import StatementKeys
 
-
 Setup = tuple[Ledger, Admission, SigningKey, TimeStampAuthority]
 
 
