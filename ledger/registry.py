@@ -32,6 +32,8 @@ __all__ = ["Depositor", "DepositorKey", "KeyScheme", "Registry"]
 _ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 _KEY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 MAX_KEYS = 64
+KIND = "depositor"
+"""Store record kind of depositor records."""
 
 
 class KeyScheme(Protocol):
@@ -136,7 +138,7 @@ class Registry:
     # --- reading -----------------------------------------------------------------------------
 
     def get(self, depositor_id: str) -> Depositor:
-        raw = self.store.registry_get(depositor_id)
+        raw = self.store.record_get(KIND, depositor_id)
         if raw is None:
             raise UnknownDepositor(
                 f"depositor {depositor_id!r} is not registered", depositor=depositor_id
@@ -144,7 +146,7 @@ class Registry:
         return Depositor.from_bytes(raw)
 
     def all(self) -> list[Depositor]:
-        return [Depositor.from_bytes(r) for r in self.store.registry_list()]
+        return [Depositor.from_bytes(r) for _, r in self.store.record_list(KIND)]
 
     def _key(self, pem: str) -> Any:
         parsed = self._parsed.get(pem)
@@ -165,17 +167,17 @@ class Registry:
             raise InvalidInput("a display name has 1–200 characters")
         depositor = Depositor(depositor_id, display_name.strip(), self.clock())
         try:
-            self.store.registry_put(depositor_id, depositor.to_bytes(), None)
+            self.store.record_put(KIND, depositor_id, depositor.to_bytes(), None)
         except Conflict as exc:
             raise Conflict(f"depositor {depositor_id!r} is already registered") from exc
         return depositor
 
     def _update(self, depositor_id: str, change: Callable[[Depositor], Depositor]) -> Depositor:
-        raw = self.store.registry_get(depositor_id)
+        raw = self.store.record_get(KIND, depositor_id)
         if raw is None:
             raise UnknownDepositor(f"depositor {depositor_id!r} is not registered")
         updated = change(Depositor.from_bytes(raw))
-        self.store.registry_put(depositor_id, updated.to_bytes(), raw)
+        self.store.record_put(KIND, depositor_id, updated.to_bytes(), raw)
         return updated
 
     def add_key(

@@ -16,7 +16,8 @@ Keys a backend indexes by:
   already" (a point read);
 - checkpoint note by tree size; the head is the latest;
 - RFC 3161 token by checkpoint tree size (written after the block, when the TSA answers);
-- depositor registry record by depositor id (rare admin writes, compare-and-swap).
+- small records by kind and key (depositors, API keys, the judges' access log): rare writes,
+  compare-and-swap.
 """
 
 from __future__ import annotations
@@ -120,15 +121,17 @@ class Store(Protocol):
         """Tree size of the latest checkpoint that has a token."""
         ...
 
-    def registry_get(self, depositor: str) -> bytes | None: ...
+    def record_get(self, kind: str, key: str) -> bytes | None:
+        """A small mutable record outside the log: depositors, API keys, access log lines."""
+        ...
 
-    def registry_put(self, depositor: str, record: bytes, expected: bytes | None) -> None:
-        """Write a depositor record if the stored one is still ``expected`` (None: absent);
+    def record_put(self, kind: str, key: str, value: bytes, expected: bytes | None) -> None:
+        """Write a record if the stored one is still ``expected`` (None: absent);
         :class:`~ledger.errors.Conflict` otherwise. Durable when it returns."""
         ...
 
-    def registry_list(self) -> list[bytes]:
-        """Every depositor record, by id."""
+    def record_list(self, kind: str, start: str = "") -> list[tuple[str, bytes]]:
+        """Every record of ``kind`` with key ``>= start``, by key."""
         ...
 
     def commit(self, block: Block) -> None:

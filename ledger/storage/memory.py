@@ -36,7 +36,7 @@ class MemoryStore:
         self._checkpoints: dict[int, bytes] = {}
         self._sizes: list[int] = []
         self._tokens: dict[int, bytes] = {}
-        self._registry: dict[str, bytes] = {}
+        self._records: dict[tuple[str, str], bytes] = {}
         self.fail_next_commit: Literal["lose", "persist"] | None = None
         self.commits = 0
 
@@ -102,17 +102,17 @@ class MemoryStore:
     def latest_timestamped(self) -> int | None:
         return max(self._tokens, default=None)
 
-    def registry_get(self, depositor: str) -> bytes | None:
-        return self._registry.get(depositor)
+    def record_get(self, kind: str, key: str) -> bytes | None:
+        return self._records.get((kind, key))
 
-    def registry_put(self, depositor: str, record: bytes, expected: bytes | None) -> None:
+    def record_put(self, kind: str, key: str, value: bytes, expected: bytes | None) -> None:
         with self._lock:
-            if self._registry.get(depositor) != expected:
-                raise Conflict(f"depositor {depositor} changed meanwhile; read it again")
-            self._registry[depositor] = record
+            if self._records.get((kind, key)) != expected:
+                raise Conflict(f"{kind} {key} changed meanwhile; read it again")
+            self._records[(kind, key)] = value
 
-    def registry_list(self) -> list[bytes]:
-        return [self._registry[k] for k in sorted(self._registry)]
+    def record_list(self, kind: str, start: str = "") -> list[tuple[str, bytes]]:
+        return sorted((k, v) for (t, k), v in self._records.items() if t == kind and k >= start)
 
     def commit(self, block: Block) -> None:
         with self._lock:

@@ -17,7 +17,7 @@ Key layout (one column family, one-byte prefixes, integers big-endian so order i
     d ‖ alg(1) ‖ digest ‖ statement(16) → index   (by digest; and "deposited already?")
     k ‖ size               → checkpoint note
     T ‖ size               → RFC 3161 token of that checkpoint
-    R ‖ depositor id       → depositor registry record
+    R ‖ kind ‖ 0x00 ‖ key  → small records: depositors, API keys, access log
 """
 
 from __future__ import annotations
@@ -220,20 +220,28 @@ class RocksStore:
         finally:
             del it
 
-    def registry_get(self, depositor: str) -> bytes | None:
-        value: bytes | None = self._get(b"R" + depositor.encode())
+    @staticmethod
+    def _record_key(kind: str, key: str) -> bytes:
+        return b"R" + kind.encode() + b"\x00" + key.encode()
+
+    def record_get(self, kind: str, key: str) -> bytes | None:
+        value: bytes | None = self._get(self._record_key(kind, key))
         return value
 
-    def registry_put(self, depositor: str, record: bytes, expected: bytes | None) -> None:
+    def record_put(self, kind: str, key: str, value: bytes, expected: bytes | None) -> None:
+        full = self._record_key(kind, key)
         with self._lock:
-            if self._get(b"R" + depositor.encode()) != expected:
-                raise Conflict(f"depositor {depositor} changed meanwhile; read it again")
+            if self._get(full) != expected:
+                raise Conflict(f"{kind} {key} changed meanwhile; read it again")
             batch = WriteBatch(raw_mode=True)
-            batch.put(b"R" + depositor.encode(), record)
-            self._write(batch, f"writing depositor {depositor}")
+            batch.put(full, value)
+            self._write(batch, f"writing {kind} {key}")
 
-    def registry_list(self) -> list[bytes]:
-        return [self._get(k) for k in self._scan(b"R", b"R")]
+    def record_list(self, kind: str, start: str = "") -> list[tuple[str, bytes]]:
+        prefix = b"R" + kind.encode() + b"\x00"
+        keys = list(self._scan(prefix, prefix + start.encode()))
+        values = self._db[keys] if keys else []
+        return [(k[len(prefix) :].decode(), v) for k, v in zip(keys, values, strict=True)]
 
     def commit(self, block: Block) -> None:
         if self.read_only:

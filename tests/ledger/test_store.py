@@ -157,14 +157,18 @@ def test_timestamps_are_immutable_and_found_by_size(ledger: Ledger) -> None:
     assert store.timestamp_at_or_after(0) == (0, b"token-0")
 
 
-def test_registry_records_compare_and_swap(store: Store) -> None:
-    assert store.registry_get("lender-1") is None and store.registry_list() == []
-    store.registry_put("lender-1", b"v1", None)
+def test_records_compare_and_swap(store: Store) -> None:
+    assert store.record_get("depositor", "lender-1") is None
+    assert store.record_list("depositor") == []
+    store.record_put("depositor", "lender-1", b"v1", None)
     with pytest.raises(Conflict):
-        store.registry_put("lender-1", b"v1b", None)
-    store.registry_put("lender-1", b"v2", b"v1")
+        store.record_put("depositor", "lender-1", b"v1b", None)
+    store.record_put("depositor", "lender-1", b"v2", b"v1")
     with pytest.raises(Conflict):
-        store.registry_put("lender-1", b"v3", b"v1")
-    store.registry_put("bank-2", b"b1", None)
-    assert store.registry_get("lender-1") == b"v2"
-    assert store.registry_list() == [b"b1", b"v2"]
+        store.record_put("depositor", "lender-1", b"v3", b"v1")
+    store.record_put("depositor", "bank-2", b"b1", None)
+    store.record_put("apikey", "lender-1", b"other kind", None)
+    assert store.record_get("depositor", "lender-1") == b"v2"
+    assert store.record_list("depositor") == [("bank-2", b"b1"), ("lender-1", b"v2")]
+    assert store.record_list("depositor", "c") == [("lender-1", b"v2")]
+    assert store.record_list("apikey") == [("lender-1", b"other kind")]
