@@ -48,11 +48,13 @@ __all__ = [
     "DEFAULT_POLICY",
     "HASH_ALGORITHMS",
     "MAX_REQUEST_BYTES",
+    "SERIAL_FILE",
     "FileSerials",
     "TimeStampAuthority",
     "TsaCredentials",
     "TsaPrivateKey",
     "issue_tsa_certificates",
+    "open_authority",
 ]
 
 DEFAULT_POLICY: Final = "2.25.53334657786187022241621038476100087974"
@@ -744,3 +746,23 @@ class FileSerials:
 
     def __repr__(self) -> str:
         return f"FileSerials({str(self.path)!r}, block={self.block})"
+
+
+SERIAL_FILE = "serial"
+"""Where :func:`open_authority` keeps serial numbers, beside the credentials."""
+
+
+def open_authority(
+    directory: str | os.PathLike[str], *, policy: str = DEFAULT_POLICY
+) -> tuple[TimeStampAuthority, TsaCredentials, FileSerials]:
+    """The TSA whose credentials :meth:`TsaCredentials.write` put into ``directory``, with its
+    persistent serial numbers. Close the :class:`FileSerials` when done."""
+    credentials = TsaCredentials.read(directory)
+    serials = FileSerials(Path(directory) / SERIAL_FILE)
+    authority = TimeStampAuthority(
+        certificate=credentials.certificate,
+        private_key=credentials.private_key,
+        serials=serials,
+        policy=policy,
+    )
+    return authority, credentials, serials

@@ -13,33 +13,16 @@ import logging
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 
-from ledger.authority import DEFAULT_POLICY, FileSerials, TimeStampAuthority, TsaCredentials
+from ledger.authority import TimeStampAuthority, TsaCredentials, open_authority
 
 __all__ = ["MAX_REQUEST_BYTES", "TsaServer", "open_authority"]
 
 log = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 64 * 1024
-SERIAL_FILE = "serial"
-
-
-def open_authority(
-    directory: str | Path, *, policy: str = DEFAULT_POLICY
-) -> tuple[TimeStampAuthority, TsaCredentials, FileSerials]:
-    """The TSA whose credentials ``cunzheng tsa init`` wrote into ``directory``."""
-    credentials = TsaCredentials.read(directory)
-    serials = FileSerials(Path(directory) / SERIAL_FILE)
-    authority = TimeStampAuthority(
-        certificate=credentials.certificate,
-        private_key=credentials.private_key,
-        serials=serials,
-        policy=policy,
-    )
-    return authority, credentials, serials
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -1,0 +1,312 @@
+"""The running depository: store, ledger, registry, sequencer, time-stamping and API keys, wired
+from one data directory.
+
+On first start the directory gets (all kept, none ever printed): the log's Ed25519 key
+(``keys/log.key``, mode 0600), a built-in TSA (``tsa/``, unless external TSA URLs are configured)
+and an admin API key (``admin-token``, mode 0600). Everything else lives in the store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from ledger.authority import issue_tsa_certificates, open_authority
+from ledger.canonical import jcs, loads
+from ledger.checkpoint import NoteSigner, NoteVerifier
+from ledger.code import DepositCode
+from ledger.entry import parse_entry
+from ledger.errors import Conflict, InvalidInput, NotFound, UnknownDepositor
+from ledger.log import Ledger, now_ms
+from ledger.registry import Registry
+from ledger.sequencer import Sequencer
+from ledger.store import Store, open_store
+from ledger.tsa import AuthorityClient, HttpTimestampClient, Stamper, TimestampClient
+from verifier.admission import Admission
+from verifier.bundle import Bundle
+from verifier.signature import StatementKeys
+from verifier.timestamp import make_request, read_response, verify_token
+
+__all__ = ["ROLES", "ApiKey", "ApiKeys", "Service", "ServiceConfig"]
+
+Role = Literal["depositor", "judge", "auditor", "admin"]
+ROLES: tuple[Role, ...] = ("depositor", "judge", "auditor", "admin")
+_TOKEN_PREFIX = "czk_"  # noqa: S105 - the public prefix of API tokens, not a secret
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceConfig:
+    """What the service needs to start; :mod:`api.settings` fills it from files and env."""
+
+    data_dir: Path
+    origin: str = "cunzheng.local/log"
+    store_url: str | None = None
+    tsa_urls: tuple[str, ...] = ()
+    tsa_roots: tuple[Path, ...] = ()
+    depositor_tsa_roots: tuple[Path, ...] = ()
+
+
+def _write_secret(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _read_secret(path: Path) -> bytes:
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise InvalidInput(f"{path} is readable by others (mode {mode:o}); run: chmod 600 {path}")
+    return path.read_bytes()
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """A caller, as an API key names it (the secret itself is never kept)."""
+
+    id: str
+    role: Role
+    depositor: str | None
+    label: str
+    created_at: int
+    revoked_at: int | None = None
+
+
+class ApiKeys:
+    """API keys stored hashed (SHA-256 of a 256-bit random secret), compared in constant time."""
+
+    KIND = "apikey"
+
+    def __init__(self, store: Store, clock: Any = now_ms) -> None:
+        self.store = store
+        self.clock = clock
+
+    def issue(self, role: str, *, depositor: str | None = None, label: str = "") -> str:
+        """A new key; the returned token is shown once and never stored."""
+        if role not in ROLES:
+            raise InvalidInput(f"unknown role {role!r}", want=list(ROLES))
+        if (role == "depositor") != (depositor is not None):
+            raise InvalidInput("a depositor key names its depositor; other roles name none")
+        key_id = secrets.token_hex(8)
+        secret = secrets.token_urlsafe(32)
+        record = {
+            "id": key_id,
+            "role": role,
+            "depositor": depositor,
+            "label": label[:200],
+            "created_at": self.clock(),
+            "revoked_at": None,
+            "hash": hashlib.sha256(secret.encode()).hexdigest(),
+        }
+        self.store.record_put(self.KIND, key_id, jcs(record), None)
+        return f"{_TOKEN_PREFIX}{key_id}_{secret}"
+
+    def authenticate(self, token: str) -> ApiKey | None:
+        """The key a bearer token belongs to, or ``None`` (unknown, malformed or revoked)."""
+        if not token.startswith(_TOKEN_PREFIX) or len(token) > 200:
+            return None
+        key_id, _, secret = token[len(_TOKEN_PREFIX) :].partition("_")
+        if len(key_id) != 16 or not secret:
+            return None
+        raw = self.store.record_get(self.KIND, key_id)
+        if raw is None:
+            return None
+        record = loads(raw)
+        given = hashlib.sha256(secret.encode()).hexdigest()
+        if not hmac.compare_digest(given, record["hash"]) or record["revoked_at"] is not None:
+            return None
+        return ApiKey(
+            record["id"], record["role"], record["depositor"], record["label"], record["created_at"]
+        )
+
+    def revoke(self, key_id: str) -> None:
+        raw = self.store.record_get(self.KIND, key_id)
+        if raw is None:
+            raise NotFound(f"no API key {key_id!r}")
+        record = loads(raw)
+        if record["revoked_at"] is not None:
+            raise Conflict(f"API key {key_id} is already revoked")
+        record["revoked_at"] = self.clock()
+        self.store.record_put(self.KIND, key_id, jcs(record), raw)
+
+    def list(self) -> list[ApiKey]:
+        out = []
+        for _, raw in self.store.record_list(self.KIND):
+            r = loads(raw)
+            out.append(
+                ApiKey(
+                    r["id"], r["role"], r["depositor"], r["label"], r["created_at"], r["revoked_at"]
+                )
+            )
+        return out
+
+
+class Service:
+    """Everything a running depository holds: :meth:`open`, then :meth:`start`, :meth:`close`."""
+
+    def __init__(
+        self,
+        *,
+        config: ServiceConfig,
+        store: Store,
+        ledger: Ledger,
+        registry: Registry,
+        sequencer: Sequencer,
+        stamper: Stamper,
+        tsa_roots: Sequence[x509.Certificate],
+        api_keys: ApiKeys,
+        closers: Sequence[Any] = (),
+    ) -> None:
+        self.config = config
+        self._closers = list(closers)
+        self.store = store
+        self.ledger = ledger
+        self.registry = registry
+        self.sequencer = sequencer
+        self.stamper = stamper
+        self.tsa_roots = tuple(tsa_roots)
+        self.api_keys = api_keys
+
+    @property
+    def log_verifier(self) -> NoteVerifier:
+        return self.ledger.verifier
+
+    @classmethod
+    def open(cls, config: ServiceConfig) -> Service:
+        data = config.data_dir
+        data.mkdir(parents=True, exist_ok=True, mode=0o700)
+        key_path = data / "keys" / "log.key"
+        if not key_path.exists():
+            private = Ed25519PrivateKey.generate().private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+            _write_secret(key_path, private)
+        key = serialization.load_pem_private_key(_read_secret(key_path), password=None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise InvalidInput(f"{key_path} is not an Ed25519 key")
+        signer = NoteSigner(config.origin, key)
+        store = open_store(config.store_url or f"rocksdb:{data / 'ledger'}")
+        ledger = Ledger.open(store, signer)
+        registry = Registry(store, StatementKeys(), clock=ledger.clock)
+        depositor_roots = [_load_cert(p) for p in config.depositor_tsa_roots]
+        client: TimestampClient
+        closers: list[Any] = []
+        if config.tsa_urls:
+            roots = [_load_cert(p) for p in config.tsa_roots]
+            if not roots:
+                raise InvalidInput("external TSA URLs need their root certificates (tsa_roots)")
+            client = HttpTimestampClient(
+                config.tsa_urls,
+                build_request=lambda digest, nonce: make_request(digest, nonce=nonce),
+                read_response=read_response,
+            )
+        else:
+            tsa_dir = data / "tsa"
+            if not (tsa_dir / "tsa.key").exists():
+                issue_tsa_certificates(name=f"cunzheng TSA ({config.origin})").write(tsa_dir)
+            authority, credentials, serials = open_authority(tsa_dir)
+            closers.append(serials)
+            client = AuthorityClient(authority)
+            roots = [credentials.root]
+        stamper = Stamper(
+            store,
+            client,
+            verify=lambda token, digest: verify_token(token, digest=digest, roots=roots),
+        )
+        sequencer = Sequencer(
+            ledger,
+            admit=Admission(registry, token_roots=depositor_roots),
+            on_commit=[stamper.notify],
+        )
+        api_keys = ApiKeys(store)
+        admin_path = data / "admin-token"
+        if not admin_path.exists():
+            _write_secret(admin_path, api_keys.issue("admin", label="first admin").encode())
+        return cls(
+            config=config,
+            store=store,
+            ledger=ledger,
+            registry=registry,
+            sequencer=sequencer,
+            stamper=stamper,
+            tsa_roots=roots,
+            api_keys=api_keys,
+            closers=closers,
+        )
+
+    def start(self) -> Service:
+        self.stamper.start()
+        self.sequencer.start()
+        self.stamper.notify()
+        return self
+
+    def close(self) -> None:
+        self.sequencer.close()
+        self.stamper.close()
+        self.store.close()
+        for closer in self._closers:
+            closer.close()
+
+    # --- reads -------------------------------------------------------------------------------
+
+    def index_of(self, code: DepositCode) -> int:
+        indexes = self.ledger.lookup_code(code)
+        if not indexes:
+            raise NotFound(f"no deposit has the code {code}", code=str(code))
+        return indexes[0]
+
+    def bundle(self, index: int, *, with_meta: bool = False) -> Bundle:
+        """Everything needed to verify deposit ``index`` offline (DESIGN §7)."""
+        leaf = self.ledger.entry(index)
+        stamped = self.store.timestamp_at_or_after(index + 1)
+        if stamped is not None:
+            size, token = stamped
+            note: bytes | None = self.ledger.checkpoint(size)
+        else:
+            head = self.ledger.head()
+            size, note, token = head.size, head.note, None
+        assert note is not None
+        entry = parse_entry(leaf)
+        key_pem = window = name = None
+        try:
+            depositor = self.registry.get(entry.statement.depositor)
+            name = depositor.display_name
+            key = depositor.key(entry.sig.key_id)
+            if key is not None:
+                key_pem = key.public_key
+                window = (key.not_before, key.not_after, key.revoked_at)
+        except UnknownDepositor:
+            pass
+        return Bundle(
+            leaf=leaf,
+            index=index,
+            tree_size=size,
+            proof=tuple(self.ledger.inclusion_proof(index, size)),
+            checkpoint=note,
+            timestamp=token,
+            depositor_key=key_pem,
+            key_window=window,
+            depositor_name=name,
+            meta=self.ledger.meta(index) if with_meta else None,
+        )
+
+
+def _load_cert(path: Path) -> x509.Certificate:
+    try:
+        return x509.load_pem_x509_certificate(Path(path).read_bytes())
+    except (OSError, ValueError) as exc:
+        raise InvalidInput(f"cannot read a PEM certificate from {path}: {exc}") from exc
