@@ -1,0 +1,317 @@
+"""The HTTP API (``/v1``) and the public tlog-tiles endpoints, over a :class:`~api.service.Service`.
+
+Roles (DESIGN §9) are checked on every route by :func:`caller` / :func:`require`; the public
+routes take no key. Handlers are thin: the service and the verifier do the work.
+"""
+
+import base64
+import struct
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from pydantic import BaseModel, Field
+
+from ledger.canonical import jcs, loads
+from ledger.code import DepositCode, parse_code
+from ledger.entry import Deposit, Digest, parse_entry
+from ledger.errors import InvalidInput, NotFound, TooLarge
+from ledger.log import now_ms
+from ledger.tiles import ENTRY_BUNDLE_LEVEL, TILE_WIDTH, parse_tile_path
+from verifier.bundle import VERDICTS_ZH, verify_bundle
+
+from . import problems
+from .problems import Problem
+from .service import ApiKey, Service
+
+__all__ = ["create_app"]
+
+MAX_BODY_BYTES = 16 * 1024 * 1024
+MAX_BATCH = 5000
+
+
+def _json(obj: Any, status: int = 200) -> Response:
+    return Response(jcs(obj), status_code=status, media_type="application/json")
+
+
+class DepositorIn(BaseModel):
+    id: str = Field(description="lower-case id, e.g. lender-1")
+    display_name: str
+
+
+class KeyIn(BaseModel):
+    public_key: str = Field(description="PEM public key or X.509 certificate")
+    key_id: str | None = None
+    not_before: int | None = Field(None, description="Unix ms; default now")
+    not_after: int | None = None
+
+
+class RevokeIn(BaseModel):
+    at: int | None = Field(None, description="Unix ms; default now")
+
+
+class ApiKeyIn(BaseModel):
+    role: str
+    depositor: str | None = None
+    label: str = ""
+
+
+class VerifyIn(BaseModel):
+    code: str | None = None
+    digest: str | None = Field(None, description="alg:hex, e.g. sha256:9f86…")
+
+
+def create_app(service: Service) -> FastAPI:
+    """The ASGI app. The service is started and closed by whoever runs the app."""
+    app = FastAPI(
+        title="cunzheng 存证",
+        version="1",
+        description="Evidence depository and verifier: deposits, one-click retrieval (一键调证), "
+        "verification, and a public RFC 9162 log.",
+    )
+    problems.install(app)
+
+    async def caller(request: Request) -> ApiKey | None:
+        header = request.headers.get("authorization", "")
+        if not header:
+            return None
+        scheme, _, token = header.partition(" ")
+        key = service.api_keys.authenticate(token.strip()) if scheme.lower() == "bearer" else None
+        if key is None:
+            raise Problem(
+                401, "unauthenticated", "the API key is unknown or revoked", "API密钥无效"
+            )
+        return key
+
+    def require(*roles: str) -> Callable[..., Coroutine[Any, Any, ApiKey]]:
+        async def check(key: Annotated[ApiKey | None, Depends(caller)]) -> ApiKey:
+            if key is None:
+                raise Problem(401, "unauthenticated", "this route needs an API key", "需要API密钥")
+            if key.role not in roles:
+                raise Problem(
+                    403, "forbidden", f"the {key.role} role may not do this", "无权执行此操作",
+                    role=key.role, allowed=list(roles),
+                )  # fmt: skip
+            return key
+
+        return check
+
+    async def body_json(request: Request) -> Any:
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
+            raise TooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes")
+        data = b""
+        async for chunk in request.stream():
+            data += chunk
+            if len(data) > MAX_BODY_BYTES:
+                raise TooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes")
+        return loads(data)
+
+    def report_for(index: int, digest: Digest | None, code: DepositCode | None) -> dict[str, Any]:
+        report = verify_bundle(
+            service.bundle(index),
+            log_keys=[service.log_verifier],
+            tsa_roots=service.tsa_roots,
+            digest=digest,
+            code=code,
+        )
+        out = report.to_object()
+        out["index"] = index
+        return out
+
+    v1 = APIRouter(prefix="/v1")
+
+    # --- deposits ----------------------------------------------------------------------------
+
+    @v1.post("/deposits", tags=["deposits"], status_code=201)
+    async def deposit(
+        request: Request, key: Annotated[ApiKey, Depends(require("depositor"))]
+    ) -> Response:
+        """One deposit request, or ``{"deposits": [...]}`` (at most 5,000): all or nothing."""
+        body = await body_json(request)
+        items = body.get("deposits") if isinstance(body, dict) and "deposits" in body else [body]
+        if not isinstance(items, list) or not items:
+            raise InvalidInput('send a deposit, or {"deposits": [...]} with at least one')
+        if len(items) > MAX_BATCH:
+            raise TooLarge(f"a batch holds at most {MAX_BATCH} deposits, got {len(items)}")
+        deposits = []
+        for position, item in enumerate(items):
+            try:
+                d = Deposit.from_object(item)
+            except InvalidInput as exc:
+                exc.details.setdefault("position", position)
+                raise
+            if d.statement.depositor != key.depositor:
+                raise Problem(
+                    403, "wrong_depositor",
+                    f"this key deposits as {key.depositor}, not {d.statement.depositor}",
+                    "只能以本存证方身份存证", position=position,
+                )  # fmt: skip
+            deposits.append(d)
+        receipts = await service.sequencer.deposit_many(deposits)
+        out = [
+            {
+                "index": r.index,
+                "code": str(r.code),
+                "leaf_hash": base64.b64encode(r.leaf_hash).decode(),
+                "tree_size": r.tree_size,
+                "checkpoint": r.checkpoint.decode(),
+                "duplicate": r.duplicate,
+            }
+            for r in receipts
+        ]
+        return _json({"receipts": out}, status=201)
+
+    @v1.get("/deposits/{code}", tags=["deposits"])
+    async def lookup(code: str) -> Response:
+        """Public: the verdict and times of a deposit, by its code (forgiving input)."""
+        parsed = parse_code(code)
+        return _json(report_for(service.index_of(parsed), None, parsed))
+
+    @v1.get("/digests/{digest}", tags=["deposits"])
+    async def by_digest(digest: str) -> Response:
+        """Public: every deposit of a digest (``alg:hex``), oldest first."""
+        d = Digest.parse(digest)
+        indexes = service.ledger.lookup_digest(d)
+        if not indexes:
+            raise NotFound(f"{d} has not been deposited", digest=str(d))
+        return _json({"deposits": [report_for(i, d, None) for i in indexes]})
+
+    @v1.post("/verify", tags=["verify"])
+    async def verify(body: VerifyIn) -> Response:
+        """Public: code + digest, or digest alone → VERIFIED / MISMATCH / NOT_FOUND / INVALID."""
+        digest = Digest.parse(body.digest) if body.digest else None
+        if body.code:
+            code = parse_code(body.code)
+            indexes = service.ledger.lookup_code(code)
+            if indexes:
+                return _json(report_for(indexes[0], digest, code))
+        elif digest is not None:
+            indexes = service.ledger.lookup_digest(digest)
+            if indexes:
+                return _json(report_for(indexes[0], digest, None))
+        else:
+            raise InvalidInput("give a deposit code, a digest, or both")
+        return _json({"verdict": "NOT_FOUND", "verdict_zh": VERDICTS_ZH["NOT_FOUND"], "steps": []})
+
+    @v1.get("/deposits/{code}/bundle", tags=["deposits"])
+    async def bundle(
+        code: str, key: Annotated[ApiKey, Depends(require("depositor", "judge", "auditor"))]
+    ) -> Response:
+        """The offline bundle (no private meta). A depositor sees only its own."""
+        index = service.index_of(parse_code(code))
+        b = service.bundle(index)
+        if key.role == "depositor" and parse_entry(b.leaf).statement.depositor != key.depositor:
+            raise NotFound("no such deposit of yours")
+        return Response(b.to_json(), media_type="application/json")
+
+    @v1.get("/deposits/{code}/retrieve", tags=["deposits"])
+    async def retrieve(
+        code: str, key: Annotated[ApiKey, Depends(require("judge", "depositor"))]
+    ) -> Response:
+        """一键调证: the bundle with private meta and salt. Judges' accesses are logged."""
+        parsed = parse_code(code)
+        index = service.index_of(parsed)
+        b = service.bundle(index, with_meta=True)
+        if key.role == "depositor" and parse_entry(b.leaf).statement.depositor != key.depositor:
+            raise NotFound("no such deposit of yours")
+        if key.role == "judge":
+            when = now_ms()
+            line = jcs({"at": when, "key_id": key.id, "label": key.label, "code": str(parsed)})
+            service.store.record_put("access", f"{when:015d}-{key.id}-{index}", line, None)
+        return Response(b.to_json(), media_type="application/json")
+
+    # --- the public log ----------------------------------------------------------------------
+
+    @v1.get("/checkpoint", tags=["log"])
+    async def checkpoint() -> Response:
+        """The latest checkpoint as a C2SP signed note."""
+        return Response(service.ledger.head().note, media_type="text/plain; charset=utf-8")
+
+    @v1.get("/checkpoints/{size}/timestamp", tags=["log"])
+    async def checkpoint_timestamp(size: int) -> Response:
+        """The RFC 3161 token over the SHA-256 of checkpoint ``size``'s body."""
+        token = service.store.timestamp(size)
+        if token is None:
+            raise NotFound(f"checkpoint {size} has no time-stamp (yet)")
+        return Response(token, media_type="application/timestamp-token")
+
+    @v1.get("/proofs/inclusion", tags=["log"])
+    async def inclusion(
+        index: Annotated[int, Query(ge=0)], size: Annotated[int, Query(ge=1)]
+    ) -> Response:
+        proof = service.ledger.inclusion_proof(index, size)
+        return _json({"index": index, "tree_size": size,
+                      "hashes": [base64.b64encode(h).decode() for h in proof]})  # fmt: skip
+
+    @v1.get("/proofs/consistency", tags=["log"])
+    async def consistency(
+        old: Annotated[int, Query(ge=0)], new: Annotated[int, Query(ge=0)]
+    ) -> Response:
+        proof = service.ledger.consistency_proof(old, new)
+        return _json({"old_size": old, "new_size": new,
+                      "hashes": [base64.b64encode(h).decode() for h in proof]})  # fmt: skip
+
+    # --- admin -------------------------------------------------------------------------------
+
+    Admin = Annotated[ApiKey, Depends(require("admin"))]  # noqa: N806 - a type alias
+
+    @v1.post("/admin/depositors", tags=["admin"], status_code=201)
+    async def add_depositor(body: DepositorIn, _key: Admin) -> Response:
+        d = service.registry.register(body.id, body.display_name)
+        return _json({"id": d.id, "display_name": d.display_name}, status=201)
+
+    @v1.post("/admin/depositors/{depositor}/keys", tags=["admin"], status_code=201)
+    async def add_key(depositor: str, body: KeyIn, _key: Admin) -> Response:
+        k = service.registry.add_key(
+            depositor, body.public_key.encode(), key_id=body.key_id,
+            not_before=body.not_before, not_after=body.not_after,
+        )  # fmt: skip
+        return _json(k.to_object(), status=201)
+
+    @v1.post("/admin/depositors/{depositor}/keys/{key_id}/revoke", tags=["admin"])
+    async def revoke_key(depositor: str, key_id: str, body: RevokeIn, _key: Admin) -> Response:
+        return _json(service.registry.revoke_key(depositor, key_id, at=body.at).to_object())
+
+    @v1.post("/admin/api-keys", tags=["admin"], status_code=201)
+    async def issue_api_key(body: ApiKeyIn, _key: Admin) -> Response:
+        if body.depositor is not None:
+            service.registry.get(body.depositor)
+        token = service.api_keys.issue(body.role, depositor=body.depositor, label=body.label)
+        return _json({"token": token, "note": "shown once; store it safely"}, status=201)
+
+    @v1.delete("/admin/api-keys/{key_id}", tags=["admin"], status_code=204)
+    async def revoke_api_key(key_id: str, _key: Admin) -> Response:
+        service.api_keys.revoke(key_id)
+        return Response(status_code=204)
+
+    @v1.get("/admin/access-log", tags=["admin"])
+    async def access_log(_key: Admin) -> Response:
+        return _json({"accesses": [loads(v) for _, v in service.store.record_list("access")]})
+
+    app.include_router(v1)
+
+    # --- C2SP tlog-tiles: tiles and entry bundles --------------------------------------------
+
+    @app.get("/tile/{path:path}", tags=["log"])
+    async def tile(path: str) -> Response:
+        level, index, width = parse_tile_path(f"tile/{path}")
+        if level == ENTRY_BUNDLE_LEVEL:
+            start = index * TILE_WIDTH
+            if start + width > service.ledger.head_size():
+                raise NotFound(f"entry bundle {index} of width {width} does not exist yet")
+            leaves = service.store.entries(start, start + width)
+            body = b"".join(struct.pack(">H", len(x)) + x for x in leaves)
+            return Response(body, media_type="application/octet-stream")
+        data = service.ledger.tile(level, index, width)
+        return Response(data, media_type="application/octet-stream")
+
+    @app.get("/healthz", tags=["operations"])
+    async def health() -> Response:
+        lag = service.stamper.lag()
+        return _json({
+            "status": "ok", "tree_size": lag.head_size, "stamped_size": lag.stamped_size,
+            "entries_waiting_for_time_stamp": lag.entries_waiting, "tsa_error": lag.last_error,
+        })  # fmt: skip
+
+    return app

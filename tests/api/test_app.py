@@ -1,0 +1,212 @@
+"""The HTTP API in-process: deposits, lookups, verification, the public log, roles, problems."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.service import Service
+from ledger.merkle import leaf_hash
+from tests.api.conftest import Lender, wait_stamped
+from verifier.proof import verify_inclusion
+
+
+@pytest.fixture
+def client(service: Service) -> Iterator[TestClient]:
+    with TestClient(create_app(service)) as c:
+        yield c
+
+
+@pytest.fixture
+def tokens(service: Service, lender: Lender) -> dict[str, str]:
+    keys = service.api_keys
+    return {
+        "admin": (service.config.data_dir / "admin-token").read_text(),
+        "depositor": keys.issue("depositor", depositor="lender-1", label="lender-1 system"),
+        "judge": keys.issue("judge", label="张法官 (test)"),
+        "auditor": keys.issue("auditor", label="auditor"),
+    }
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def deposit_file(
+    client: TestClient, lender: Lender, tokens: dict[str, str], tmp_path: Path, data: bytes
+) -> dict[str, object]:
+    path = tmp_path / f"{hashlib.sha256(data).hexdigest()[:8]}.pdf"
+    path.write_bytes(data)
+    r = client.post("/v1/deposits", json=lender.deposit(path, contract_no="HT1").to_object(),
+                    headers=auth(tokens["depositor"]))  # fmt: skip
+    assert r.status_code == 201, r.text
+    receipt: dict[str, object] = r.json()["receipts"][0]
+    return receipt
+
+
+def test_deposit_then_verify(
+    client: TestClient, service: Service, lender: Lender, tokens: dict[str, str], tmp_path: Path
+) -> None:
+    data = "%PDF-1.7 借款合同 HT1".encode()
+    receipt = deposit_file(client, lender, tokens, tmp_path, data)
+    wait_stamped(service)
+    code = str(receipt["code"])
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    typed = code.lower().replace("-", " ")
+    looked = client.get(f"/v1/deposits/{typed}").json()
+    assert looked["verdict"] == "VERIFIED" and looked["kind_zh"] == "借款合同"
+    assert looked["trusted_time"] and looked["depositor"] == "lender-1"
+    ok = client.post("/v1/verify", json={"code": code, "digest": digest}).json()
+    assert ok["verdict"] == "VERIFIED" and ok["verdict_zh"] == "核验通过"
+    other = "sha256:" + hashlib.sha256(b"forged").hexdigest()
+    bad = client.post("/v1/verify", json={"code": code, "digest": other}).json()
+    assert bad["verdict"] == "MISMATCH" and bad["verdict_zh"] == "比对结果不一致"
+    missing = client.post("/v1/verify", json={"digest": other}).json()
+    assert missing["verdict"] == "NOT_FOUND" and missing["verdict_zh"] == "尚未存证"
+    by_digest = client.get(f"/v1/digests/{digest}").json()["deposits"]
+    assert [d["index"] for d in by_digest] == [receipt["index"]]
+    # The receipt's checkpoint and the public proof endpoint agree.
+    size = int(str(receipt["tree_size"]))
+    proof = client.get("/v1/proofs/inclusion", params={"index": receipt["index"], "size": size})
+    hashes = [base64.b64decode(h) for h in proof.json()["hashes"]]
+    root = base64.b64decode(str(receipt["checkpoint"]).split("\n")[2])
+    leaf = base64.b64decode(str(receipt["leaf_hash"]))
+    index = int(str(receipt["index"]))
+    verify_inclusion(index=index, size=size, leaf_hash=leaf, path=hashes, root=root)
+
+
+def test_retrieve_is_for_judges_and_logged(
+    client: TestClient, service: Service, lender: Lender, tokens: dict[str, str], tmp_path: Path
+) -> None:
+    code = deposit_file(client, lender, tokens, tmp_path, b"%PDF x")["code"]
+    r = client.get(f"/v1/deposits/{code}/retrieve", headers=auth(tokens["judge"]))
+    assert r.status_code == 200
+    assert r.json()["meta"]["meta"]["contract_no"] == "HT1"
+    assert (
+        client.get(f"/v1/deposits/{code}/retrieve", headers=auth(tokens["auditor"])).status_code
+        == 403
+    )
+    log = client.get("/v1/admin/access-log", headers=auth(tokens["admin"])).json()["accesses"]
+    assert [(a["code"], a["label"]) for a in log] == [(code, "张法官 (test)")]
+    public = client.get(f"/v1/deposits/{code}").text
+    assert "HT1" not in public  # no private meta in public answers
+
+
+def test_public_log_endpoints(
+    client: TestClient, service: Service, lender: Lender, tokens: dict[str, str], tmp_path: Path
+) -> None:
+    receipts = [deposit_file(client, lender, tokens, tmp_path, b"f%d" % i) for i in range(3)]
+    wait_stamped(service)
+    note = client.get("/v1/checkpoint")
+    assert note.headers["content-type"].startswith("text/plain")
+    size = int(note.text.split("\n")[1])
+    assert size == 3
+    assert client.get(f"/v1/checkpoints/{size}/timestamp").status_code == 200
+    tile = client.get("/tile/0/000.p/3").content
+    assert tile == b"".join(base64.b64decode(str(r["leaf_hash"])) for r in receipts)
+    bundle = client.get("/tile/entries/000.p/3").content
+    leaves, at = [], 0
+    while at < len(bundle):
+        (n,) = struct.unpack(">H", bundle[at : at + 2])
+        leaves.append(bundle[at + 2 : at + 2 + n])
+        at += 2 + n
+    assert [leaf_hash(x) for x in leaves] == [
+        base64.b64decode(str(r["leaf_hash"])) for r in receipts
+    ]
+    assert client.get("/tile/0/000.p/4").status_code == 404
+    assert client.get("/tile/0/000.p/300").status_code == 400
+    c = client.get("/v1/proofs/consistency", params={"old": 1, "new": 3}).json()
+    assert c["old_size"] == 1 and len(c["hashes"]) >= 1
+    assert client.get("/healthz").json()["entries_waiting_for_time_stamp"] == 0
+
+
+@pytest.mark.parametrize(
+    ("request_", "status", "code"),
+    [
+        (("GET", "/v1/deposits/CZ-0000-0000-0000-0000-8", None), 400, "invalid_deposit_code"),
+        (("GET", "/v1/deposits/CZ-0000-0000-0000-0000-9", None), 404, "not_found"),
+        (("GET", "/v1/digests/md5:00", None), 400, "invalid_digest"),
+        (("POST", "/v1/verify", {}), 400, "invalid_input"),
+        (("POST", "/v1/verify", {"code": 5}), 422, "invalid_request"),
+        (("GET", "/v1/proofs/inclusion?index=5&size=2", None), 400, "invalid_proof_request"),
+        (("GET", "/v1/proofs/inclusion?index=0&size=99", None), 400, "invalid_proof_request"),
+        (("GET", "/nowhere", None), 404, "not_found"),
+        (("GET", "/tile/0/../etc", None), 400, "invalid_input"),
+    ],
+)
+def test_problems(
+    client: TestClient, request_: tuple[str, str, object], status: int, code: str
+) -> None:
+    method, url, body = request_
+    r = client.request(method, url, json=body)
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    problem = r.json()
+    assert problem["code"] == code and problem["status"] == status
+    assert problem["title"] and problem["title_zh"]
+
+
+def test_deposit_refusals_write_nothing(
+    client: TestClient, service: Service, lender: Lender, tokens: dict[str, str], tmp_path: Path
+) -> None:
+    path = tmp_path / "x.pdf"
+    path.write_bytes(b"x")
+    good = lender.deposit(path).to_object()
+    h = auth(tokens["depositor"])
+    forged = json.loads(json.dumps(good))
+    forged["statement"]["depositor"] = "lender-2"
+    bad_sig = {**good["sig"], "value": base64.b64encode(b"x" * 64).decode()}
+    cases = [
+        (b"{", 400, "invalid_input"),
+        (json.dumps({"deposits": []}).encode(), 400, "invalid_input"),
+        (json.dumps({"deposits": [good] * 5001}).encode(), 413, "too_large"),
+        (json.dumps(forged).encode(), 403, "wrong_depositor"),
+        (json.dumps({**good, "sig": bad_sig}).encode(), 422, "signature_invalid"),
+    ]
+    for body, status, code in cases:
+        r = client.post(
+            "/v1/deposits", content=body, headers={**h, "Content-Type": "application/json"}
+        )
+        assert (r.status_code, r.json()["code"]) == (status, code), r.text
+    assert service.ledger.head_size() == 0
+
+
+ROUTES = [
+    ("POST", "/v1/deposits", {"depositor"}),
+    ("GET", "/v1/deposits/{code}/bundle", {"depositor", "judge", "auditor"}),
+    ("GET", "/v1/deposits/{code}/retrieve", {"judge", "depositor"}),
+    ("POST", "/v1/admin/depositors", {"admin"}),
+    ("POST", "/v1/admin/depositors/lender-1/keys", {"admin"}),
+    ("POST", "/v1/admin/depositors/lender-1/keys/k1/revoke", {"admin"}),
+    ("POST", "/v1/admin/api-keys", {"admin"}),
+    ("DELETE", "/v1/admin/api-keys/0000000000000000", {"admin"}),
+    ("GET", "/v1/admin/access-log", {"admin"}),
+    ("GET", "/v1/deposits/{code}", "public"),
+    ("POST", "/v1/verify", "public"),
+    ("GET", "/v1/checkpoint", "public"),
+]
+
+
+def test_role_matrix(
+    client: TestClient, lender: Lender, tokens: dict[str, str], tmp_path: Path
+) -> None:
+    code = deposit_file(client, lender, tokens, tmp_path, b"matrix")["code"]
+    for method, url, allowed in ROUTES:
+        for role in (None, "depositor", "judge", "auditor", "admin", "bogus"):
+            headers = {} if role is None else auth(tokens.get(role, "czk_0000000000000000_x"))
+            r = client.request(method, url.format(code=code), headers=headers, json={})
+            if allowed == "public" or role in allowed:
+                assert r.status_code not in (401, 403), (method, url, role, r.text)
+            elif role in (None, "bogus"):
+                assert r.status_code == 401, (method, url)
+            else:
+                assert r.status_code == 403, (method, url, role, r.text)
+            assert r.status_code < 500, (method, url, role, r.text)
