@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import click
@@ -25,14 +26,26 @@ def bench() -> None:
 
 
 _QUICK = {"appends": 5000, "proofs": 500, "sizes": "1000,20000", "single": 50}
-"""What ``--quick`` changes: the defaults of these options (any given explicitly still wins)."""
+"""What ``bench ledger --quick`` changes: the defaults of these options (any given explicitly
+still wins)."""
+_CRYPTO_QUICK = {"statements": 50, "batch": 50, "tokens": 20, "rounds": 1}
+"""What ``bench crypto --quick`` changes, likewise."""
 
 
-def _quick(ctx: click.Context, _param: click.Parameter, quick: bool) -> bool:
-    """Eager: swap in the quick defaults before the other options are read."""
-    if quick:
-        ctx.default_map = {**(ctx.default_map or {}), **_QUICK}
-    return quick
+def _quick_defaults(
+    defaults: Mapping[str, object],
+) -> Callable[[click.Context, click.Parameter, bool], bool]:
+    """An eager ``--quick`` callback: swap in ``defaults`` before the other options are read."""
+
+    def swap(ctx: click.Context, _param: click.Parameter, quick: bool) -> bool:
+        if quick:
+            ctx.default_map = {**(ctx.default_map or {}), **defaults}
+        return quick
+
+    return swap
+
+
+_quick = _quick_defaults(_QUICK)
 
 
 def _sizes(_ctx: click.Context, _param: click.Parameter, text: str) -> tuple[int, ...]:
@@ -141,6 +154,92 @@ def bench_ledger(
     status = Console(stderr=True, log_path=False)
     machine = machine_info()  # before the run: the revision measured is the one imported
     report = run_ledger_bench(config, log=status.log)
+    render(report, console)
+    document = report.to_json(machine=machine, parameters=config.to_json())
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    console.print(f"figures written to {json_path}")
+
+
+@bench.command("crypto")
+@click.option(
+    "--statements",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Signed deposits per depositor algorithm; every timed pass goes over all of them.",
+)
+@click.option(
+    "--batch",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Deposits per Registry.admit call in the batch figure (at most --statements).",
+)
+@click.option(
+    "--tokens",
+    type=click.IntRange(min=1),
+    default=300,
+    show_default=True,
+    help="Time-stamp tokens per timed pass, per TSA key.",
+)
+@click.option(
+    "--rounds",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Timed rounds after one warm-up pass; the median round is reported.",
+)
+@click.option(
+    "--quick",
+    is_flag=True,
+    is_eager=True,
+    expose_value=False,
+    callback=_quick_defaults(_CRYPTO_QUICK),
+    help="Small sizes, for tests: statements 50, batch 50, tokens 20, rounds 1.",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("bench-results/crypto.json"),
+    show_default=True,
+    help="Where to write the figures as JSON.",
+)
+@click.option(
+    "--dir",
+    "work_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Directory for the TSA's temporary serial files (default: the system's).",
+)
+def bench_crypto(
+    statements: int,
+    batch: int,
+    tokens: int,
+    rounds: int,
+    json_path: Path,
+    work_dir: Path | None,
+) -> None:
+    """Signature verifications/s and registry admissions/s per depositor algorithm, and RFC 3161
+    tokens stamped and verified per second, each beside the raw library call."""
+    from rich.console import Console
+
+    from .bench import CRYPTO_PACKAGES, CryptoConfig, machine_info, render, run_crypto_bench
+
+    if work_dir is not None:
+        work_dir.mkdir(parents=True, exist_ok=True)
+    config = CryptoConfig(
+        statements=statements,
+        batch=min(batch, statements),
+        tokens=tokens,
+        rounds=rounds,
+        work_dir=work_dir,
+    )
+    console = Console(width=None if sys.stdout.isatty() else 120)
+    status = Console(stderr=True, log_path=False)
+    machine = machine_info(CRYPTO_PACKAGES)
+    report = run_crypto_bench(config, log=status.log)
     render(report, console)
     document = report.to_json(machine=machine, parameters=config.to_json())
     json_path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,81 @@
+"""Service settings from a TOML file and ``CUNZHENG_*`` environment variables (pydantic-settings).
+
+Environment wins over the file; command-line options (``cunzheng serve --port …``) win over both.
+Unsafe values are refused: binding beyond loopback needs ``allow_remote = true`` said explicitly,
+because the built-in defaults (a TSA in-process, an admin token file) are for one machine.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .service import ServiceConfig
+
+__all__ = ["Settings", "load_settings"]
+
+
+class Settings(BaseSettings):
+    """Everything ``cunzheng serve`` can be told."""
+
+    model_config = SettingsConfigDict(env_prefix="CUNZHENG_", extra="forbid")
+
+    data_dir: Path = Field(Path("cunzheng-data"), description="keys, built-in TSA, store")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    allow_remote: bool = Field(False, description="bind to a non-loopback address")
+    origin: str = Field("cunzheng.local/log", description="the log's name in its checkpoints")
+    store: str | None = Field(None, description="store URL; default: RocksDB in data_dir")
+    tsa_urls: list[str] = Field(default_factory=list, description="RFC 3161 TSAs; none: built-in")
+    tsa_roots: list[Path] = Field(default_factory=list, description="PEM roots of those TSAs")
+    depositor_tsa_roots: list[Path] = Field(
+        default_factory=list, description="roots trusted for tokens depositors bring"
+    )
+
+    @field_validator("origin")
+    @classmethod
+    def _origin(cls, value: str) -> str:
+        if not value or any(c.isspace() for c in value) or "+" in value:
+            raise ValueError("the origin is one word without spaces or '+', e.g. example.cn/log")
+        return value
+
+    @model_validator(mode="after")
+    def _safe(self) -> Settings:
+        if not self.allow_remote:
+            try:
+                loopback = ipaddress.ip_address(self.host).is_loopback
+            except ValueError:
+                loopback = self.host == "localhost"
+            if not loopback:
+                raise ValueError(
+                    f"host {self.host} is not loopback; set allow_remote = true to serve on it"
+                )
+        if self.tsa_urls and not self.tsa_roots:
+            raise ValueError("tsa_urls need tsa_roots: the certificates that sign their tokens")
+        return self
+
+    def service_config(self) -> ServiceConfig:
+        return ServiceConfig(
+            data_dir=self.data_dir,
+            origin=self.origin,
+            store_url=self.store,
+            tsa_urls=tuple(self.tsa_urls),
+            tsa_roots=tuple(self.tsa_roots),
+            depositor_tsa_roots=tuple(self.depositor_tsa_roots),
+        )
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from ``config_file`` (TOML), then the environment, then ``overrides``."""
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        with open(config_file, "rb") as f:
+            values = tomllib.load(f)
+    env = Settings.model_validate(values)  # file values, with the environment applied on top
+    merged = {**env.model_dump(), **{k: v for k, v in overrides.items() if v is not None}}
+    return Settings.model_validate(merged)
