@@ -5,12 +5,14 @@ routes take no key. Handlers are thin: the service and the verifier do the work.
 """
 
 import base64
+import hashlib
 import struct
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from pydantic import BaseModel, Field
+from starlette.datastructures import UploadFile
 
 from ledger.canonical import jcs, loads
 from ledger.code import DepositCode, parse_code
@@ -28,6 +30,7 @@ __all__ = ["create_app"]
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 MAX_BATCH = 5000
+MAX_VERIFY_UPLOAD = 1 << 30
 
 
 def _json(obj: Any, status: int = 200) -> Response:
@@ -193,6 +196,47 @@ def create_app(service: Service) -> FastAPI:
         else:
             raise InvalidInput("give a deposit code, a digest, or both")
         return _json({"verdict": "NOT_FOUND", "verdict_zh": VERDICTS_ZH["NOT_FOUND"], "steps": []})
+
+    @v1.post("/verify/file", tags=["verify"])
+    async def verify_file(request: Request) -> Response:
+        """Public: multipart ``file`` (and optional ``code``), hashed on the server with the
+        deposit's own algorithm (SHA-256 when no code is given). At most 1 GiB; the file is
+        not kept. Prefer hashing in the browser: the file then never leaves the court."""
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > MAX_VERIFY_UPLOAD:
+            raise TooLarge(f"files up to {MAX_VERIFY_UPLOAD} bytes can be checked here")
+        form = await request.form(max_files=1, max_fields=4)
+        try:
+            upload = form.get("file")
+            code_text = form.get("code")
+            if not isinstance(upload, UploadFile):
+                raise InvalidInput("send the file in the multipart field 'file'")
+            code = parse_code(code_text) if isinstance(code_text, str) and code_text else None
+            index = None
+            alg = "sha256"
+            if code is not None:
+                indexes = service.ledger.lookup_code(code)
+                if indexes:
+                    index = indexes[0]
+                    alg = parse_entry(service.ledger.entry(index)).statement.digest.alg
+            h = hashlib.new(alg)
+            size = 0
+            while chunk := await upload.read(1 << 20):
+                size += len(chunk)
+                if size > MAX_VERIFY_UPLOAD:
+                    raise TooLarge(f"files up to {MAX_VERIFY_UPLOAD} bytes can be checked here")
+                h.update(chunk)
+        finally:
+            await form.close()
+        digest = Digest(alg, h.digest())
+        if code is None:
+            found = service.ledger.lookup_digest(digest)
+            index = found[0] if found else None
+        if index is None:
+            return _json(
+                {"verdict": "NOT_FOUND", "verdict_zh": VERDICTS_ZH["NOT_FOUND"], "steps": []}
+            )
+        return _json(report_for(index, digest, code))
 
     @v1.get("/deposits/{code}/bundle", tags=["deposits"])
     async def bundle(

@@ -432,3 +432,66 @@ def sign(
     out.write_text(json.dumps(deposit.to_object(), ensure_ascii=False, indent=2) + "\n")
     click.echo(f"{statement.digest}  {file}")
     click.echo(f"signed deposit request written to {out}")
+
+
+@main.command("serve")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="TOML settings file (env CUNZHENG_* and these options override it).",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Keys, built-in TSA and the store (default ./cunzheng-data).",
+)
+@click.option("--host", default=None, help="Bind address (default 127.0.0.1).")
+@click.option("--port", type=click.IntRange(0, 65535), default=None, help="Port (default 8000).")
+def serve(
+    config_file: Path | None, data_dir: Path | None, host: str | None, port: int | None
+) -> None:
+    """Run the depository: embedded store, built-in TSA, keys made on first run."""
+    import socket
+
+    import uvicorn
+    from pydantic import ValidationError
+
+    from api.app import create_app
+    from api.service import Service
+    from api.settings import load_settings
+    from ledger.errors import CunzhengError
+
+    try:
+        settings = load_settings(config_file, data_dir=data_dir, host=host, port=port)
+        service = Service.open(settings.service_config())
+    except ValidationError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except CunzhengError as exc:
+        raise click.ClickException(exc.message) from exc
+    sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((settings.host, settings.port))
+    except OSError as exc:
+        service.close()
+        raise click.ClickException(
+            f"cannot listen on {settings.host}:{settings.port}: {exc}"
+        ) from exc
+    bound_port = sock.getsockname()[1]
+    url = f"http://{settings.host}:{bound_port}"
+    service.start()
+    click.echo(f"cunzheng is serving {settings.data_dir.resolve()}")
+    click.echo(f"  judge's page:  {url}/")
+    click.echo(f"  API docs:      {url}/docs")
+    click.echo(f"  checkpoint:    {url}/v1/checkpoint")
+    click.echo(
+        f"  admin token:   {settings.data_dir.resolve() / 'admin-token'} (readable by you only)"
+    )
+    config = uvicorn.Config(create_app(service), log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        service.close()

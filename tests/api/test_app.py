@@ -210,3 +210,21 @@ def test_role_matrix(
             else:
                 assert r.status_code == 403, (method, url, role, r.text)
             assert r.status_code < 500, (method, url, role, r.text)
+
+
+def test_verify_an_uploaded_file(
+    client: TestClient, service: Service, lender: Lender, tokens: dict[str, str], tmp_path: Path
+) -> None:
+    data = b"%PDF-1.7 uploaded"
+    code = deposit_file(client, lender, tokens, tmp_path, data)["code"]
+    same = client.post("/v1/verify/file", data={"code": code}, files={"file": ("a.pdf", data)})
+    assert same.status_code == 200, same.text
+    assert same.json()["verdict"] == "VERIFIED", same.text
+    other = client.post("/v1/verify/file", data={"code": code}, files={"file": ("b.pdf", b"x")})
+    assert other.json()["verdict"] == "MISMATCH"
+    alone = client.post("/v1/verify/file", files={"file": ("c.pdf", data)})
+    assert alone.json()["verdict"] == "VERIFIED"
+    unknown = client.post("/v1/verify/file", files={"file": ("d.pdf", b"never deposited")})
+    assert unknown.json()["verdict"] == "NOT_FOUND"
+    no_file = client.post("/v1/verify/file", data={"code": code})
+    assert no_file.status_code == 400 and no_file.json()["code"] == "invalid_input"
