@@ -479,6 +479,7 @@ def serve(
         raise click.ClickException(
             f"cannot listen on {settings.host}:{settings.port}: {exc}"
         ) from exc
+    sock.listen(2048)  # connections wait in the backlog until uvicorn accepts them
     bound_port = sock.getsockname()[1]
     url = f"http://{settings.host}:{bound_port}"
     service.start()
@@ -495,3 +496,7 @@ def serve(
         server.run(sockets=[sock])
     finally:
         service.close()
+
+
+if __name__ == "__main__":
+    main()
