@@ -4,14 +4,17 @@ Roles (DESIGN §9) are checked on every route by :func:`caller` / :func:`require
 routes take no key. Handlers are thin: the service and the verifier do the work.
 """
 
+import asyncio
 import base64
 import hashlib
 import struct
 from collections.abc import Callable, Coroutine
+from concurrent.futures import Future
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from ledger.canonical import jcs, loads
@@ -19,6 +22,7 @@ from ledger.code import DepositCode, parse_code
 from ledger.entry import Deposit, Digest, parse_entry
 from ledger.errors import InvalidInput, NotFound, TooLarge
 from ledger.log import now_ms
+from ledger.sequencer import Receipt
 from ledger.tiles import ENTRY_BUNDLE_LEVEL, TILE_WIDTH, parse_tile_path
 from verifier.bundle import VERDICTS_ZH, verify_bundle
 
@@ -137,21 +141,28 @@ def create_app(service: Service) -> FastAPI:
             raise InvalidInput('send a deposit, or {"deposits": [...]} with at least one')
         if len(items) > MAX_BATCH:
             raise TooLarge(f"a batch holds at most {MAX_BATCH} deposits, got {len(items)}")
-        deposits = []
-        for position, item in enumerate(items):
-            try:
-                d = Deposit.from_object(item)
-            except InvalidInput as exc:
-                exc.details.setdefault("position", position)
-                raise
-            if d.statement.depositor != key.depositor:
-                raise Problem(
-                    403, "wrong_depositor",
-                    f"this key deposits as {key.depositor}, not {d.statement.depositor}",
-                    "只能以本存证方身份存证", position=position,
-                )  # fmt: skip
-            deposits.append(d)
-        receipts = await service.sequencer.deposit_many(deposits)
+
+        def admit() -> Future[list[Receipt]]:
+            deposits = []
+            for position, item in enumerate(items):
+                try:
+                    d = Deposit.from_object(item)
+                except InvalidInput as exc:
+                    exc.details.setdefault("position", position)
+                    raise
+                if d.statement.depositor != key.depositor:
+                    raise Problem(
+                        403, "wrong_depositor",
+                        f"this key deposits as {key.depositor}, not {d.statement.depositor}",
+                        "只能以本存证方身份存证", position=position,
+                    )  # fmt: skip
+                deposits.append(d)
+            return service.sequencer.submit_many(deposits)
+
+        # Parsing and signature checks run off the event loop (a batch of thousands takes a
+        # while, and cryptography releases the GIL while it verifies).
+        future = await run_in_threadpool(admit)
+        receipts = await asyncio.wrap_future(future)
         out = [
             {
                 "index": r.index,
