@@ -11,8 +11,11 @@ Parsing keys and checking signatures is the verifier's business; the registry ta
 
 from __future__ import annotations
 
+import os
 import re
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -249,9 +252,11 @@ class Registry:
     def admit(self, deposits: Sequence[Deposit], at: int) -> None:
         """Check every deposit's depositor, key (valid at ``at``) and signature.
 
-        Raises the first problem, with ``details["position"]`` naming the deposit.
+        Raises the first problem, with ``details["position"]`` naming the deposit. Large batches
+        verify their signatures on all cores (the signature libraries release the GIL).
         """
         records: dict[str, Depositor] = {}
+        checks: list[tuple[int, Deposit, Any]] = []
         for position, deposit in enumerate(deposits):
             statement, sig = deposit.statement, deposit.sig
             try:
@@ -274,7 +279,42 @@ class Registry:
                         f"key {sig.key_id!r} cannot make {sig.alg} signatures",
                         reason="wrong_algorithm",
                     )
-                self.scheme.verify(statement.signed_hash, sig.alg, sig.value, parsed)
-            except (UnknownDepositor, KeyNotValid, SignatureInvalid) as exc:
+            except (UnknownDepositor, KeyNotValid) as exc:
                 exc.details.setdefault("position", position)
                 raise
+            checks.append((position, deposit, parsed))
+        if len(checks) < PARALLEL_FROM:
+            failure = self._verify(checks)
+        else:
+            size = -(-len(checks) // WORKERS)
+            parts = [checks[i : i + size] for i in range(0, len(checks), size)]
+            failures = [f for f in _pool().map(self._verify, parts) if f is not None]
+            failure = min(failures, key=lambda f: f.details["position"], default=None)
+        if failure is not None:
+            raise failure
+
+    def _verify(self, checks: Sequence[tuple[int, Deposit, Any]]) -> SignatureInvalid | None:
+        """The first signature that does not verify, as an error naming its position."""
+        for position, deposit, parsed in checks:
+            statement, sig = deposit.statement, deposit.sig
+            try:
+                self.scheme.verify(statement.signed_hash, sig.alg, sig.value, parsed)
+            except SignatureInvalid as exc:
+                exc.details.setdefault("position", position)
+                return exc
+        return None
+
+
+PARALLEL_FROM = 64
+"""Batches at least this large verify signatures on a thread per core."""
+WORKERS = max(2, os.cpu_count() or 2)
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="cunzheng-verify")
+        return _POOL

@@ -194,3 +194,18 @@ def test_sequencer_refuses_unadmitted_deposits_and_writes_nothing(tmp_path: Path
     reopened = Registry(RocksStore(tmp_path / "db"), StatementKeys(), clock=ledger.clock)
     assert reopened.get("lender-1").key("k") is not None
     reopened.store.close()
+
+
+def test_large_batches_report_the_first_bad_signature(registry: Registry) -> None:
+    key, public = new_key()
+    registry.add_key("lender-1", public, key_id="k", not_before=0)
+    batch = [deposit(key, "k", i) for i in range(200)]
+    registry.admit(batch, T0)  # verified on several threads
+    for bad in ([150], [30, 170], [199]):
+        broken = list(batch)
+        for i in bad:
+            s = broken[i].statement
+            broken[i] = Deposit.create(s, Signature("ed25519", "k", os.urandom(64)))
+        with pytest.raises(SignatureInvalid) as err:
+            registry.admit(broken, T0)
+        assert err.value.details["position"] == bad[0]
