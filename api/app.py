@@ -35,6 +35,7 @@ __all__ = ["create_app"]
 MAX_BODY_BYTES = 16 * 1024 * 1024
 MAX_BATCH = 5000
 MAX_VERIFY_UPLOAD = 1 << 30
+MAX_ORIGINAL_BYTES = 64 << 20
 
 
 def _json(obj: Any, status: int = 200) -> Response:
@@ -135,14 +136,18 @@ def create_app(service: Service) -> FastAPI:
         request: Request, key: Annotated[ApiKey, Depends(require("depositor"))]
     ) -> Response:
         """One deposit request, or ``{"deposits": [...]}`` (at most 5,000): all or nothing."""
-        body = await body_json(request)
+        original: list[bytes] | None = None
+        if request.headers.get("content-type", "").startswith("multipart/form-data"):
+            body, original = await deposit_with_original(request)
+        else:
+            body = await body_json(request)
         items = body.get("deposits") if isinstance(body, dict) and "deposits" in body else [body]
         if not isinstance(items, list) or not items:
             raise InvalidInput('send a deposit, or {"deposits": [...]} with at least one')
         if len(items) > MAX_BATCH:
             raise TooLarge(f"a batch holds at most {MAX_BATCH} deposits, got {len(items)}")
 
-        def admit() -> Future[list[Receipt]]:
+        def parse() -> list[Deposit]:
             deposits = []
             for position, item in enumerate(items):
                 try:
@@ -157,11 +162,23 @@ def create_app(service: Service) -> FastAPI:
                         "只能以本存证方身份存证", position=position,
                     )  # fmt: skip
                 deposits.append(d)
-            return service.sequencer.submit_many(deposits)
+            return deposits
 
         # Parsing and signature checks run off the event loop (a batch of thousands takes a
         # while, and cryptography releases the GIL while it verifies).
-        future = await run_in_threadpool(admit)
+        deposits = await run_in_threadpool(parse)
+        if original is not None:
+            if len(deposits) != 1:
+                raise InvalidInput("an original comes with exactly one deposit")
+            check_original(deposits[0], original)
+            # Keep the file only for a deposit that will be admitted.
+            if service.sequencer.admit is not None:
+                await run_in_threadpool(service.sequencer.admit, deposits, now_ms())
+            digest_key = deposits[0].statement.digest.index_key
+            await run_in_threadpool(service.store.put_original, digest_key, original)
+        future: Future[list[Receipt]] = await run_in_threadpool(
+            service.sequencer.submit_many, deposits
+        )
         receipts = await asyncio.wrap_future(future)
         out = [
             {
@@ -175,6 +192,65 @@ def create_app(service: Service) -> FastAPI:
             for r in receipts
         ]
         return _json({"receipts": out}, status=201)
+
+    async def deposit_with_original(request: Request) -> tuple[Any, list[bytes]]:
+        """Multipart ``deposit`` (the JSON request) and ``file`` (the original), size-limited."""
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > MAX_ORIGINAL_BYTES + 65536:
+            raise TooLarge(f"originals up to {MAX_ORIGINAL_BYTES} bytes are kept")
+        form = await request.form(max_files=1, max_fields=2, max_part_size=MAX_BODY_BYTES)
+        try:
+            deposit_text, upload = form.get("deposit"), form.get("file")
+            if not isinstance(deposit_text, str) or not isinstance(upload, UploadFile):
+                raise InvalidInput("send the fields 'deposit' (JSON) and 'file' (the original)")
+            chunks, size = [], 0
+            while chunk := await upload.read(1 << 20):
+                size += len(chunk)
+                if size > MAX_ORIGINAL_BYTES:
+                    raise TooLarge(f"originals up to {MAX_ORIGINAL_BYTES} bytes are kept")
+                chunks.append(chunk)
+        finally:
+            await form.close()
+        return loads(deposit_text), chunks
+
+    def check_original(deposit: Deposit, chunks: list[bytes]) -> None:
+        statement = deposit.statement
+        h = hashlib.new(statement.digest.alg)
+        for chunk in chunks:
+            h.update(chunk)
+        size = sum(len(c) for c in chunks)
+        if h.digest() != statement.digest.value or size != statement.size:
+            raise Problem(
+                422, "original_mismatch",
+                "the file sent does not match the statement's digest and size",
+                "上传文件与存证声明的摘要不一致",
+                expected=str(statement.digest), found=f"{statement.digest.alg}:{h.hexdigest()}",
+                expected_size=statement.size, found_size=size,
+            )  # fmt: skip
+
+    @v1.get("/deposits/{code}/original", tags=["deposits"])
+    async def original_file(
+        code: str, key: Annotated[ApiKey, Depends(require("judge", "depositor"))]
+    ) -> Response:
+        """The original file, if the depositor sent it. Judges' accesses are logged."""
+        parsed = parse_code(code)
+        index = service.index_of(parsed)
+        statement = parse_entry(service.ledger.entry(index)).statement
+        if key.role == "depositor" and statement.depositor != key.depositor:
+            raise NotFound("no such deposit of yours")
+        chunks = service.store.original(statement.digest.index_key)
+        if chunks is None:
+            raise NotFound("the depository does not hold this original", code=str(parsed))
+        if key.role == "judge":
+            log_access(key, parsed, index, "original")
+        return Response(b"".join(chunks), media_type=statement.media_type)
+
+    def log_access(key: ApiKey, code: DepositCode, index: int, what: str) -> None:
+        when = now_ms()
+        line = jcs(
+            {"at": when, "key_id": key.id, "label": key.label, "code": str(code), "what": what}
+        )
+        service.store.record_put("access", f"{when:015d}-{key.id}-{index}-{what}", line, None)
 
     @v1.get("/deposits/{code}", tags=["deposits"])
     async def lookup(code: str) -> Response:
@@ -271,9 +347,7 @@ def create_app(service: Service) -> FastAPI:
         if key.role == "depositor" and parse_entry(b.leaf).statement.depositor != key.depositor:
             raise NotFound("no such deposit of yours")
         if key.role == "judge":
-            when = now_ms()
-            line = jcs({"at": when, "key_id": key.id, "label": key.label, "code": str(parsed)})
-            service.store.record_put("access", f"{when:015d}-{key.id}-{index}", line, None)
+            log_access(key, parsed, index, "retrieve")
         return Response(b.to_json(), media_type="application/json")
 
     # --- the public log ----------------------------------------------------------------------

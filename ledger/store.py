@@ -15,6 +15,7 @@ Keys a backend indexes by:
   deposit of a digest, oldest first" (a prefix scan) and "was this exact statement deposited
   already" (a point read);
 - checkpoint note by tree size; the head is the latest;
+- originals (optional): evidence files by digest key, in chunks;
 - RFC 3161 token by checkpoint tree size (written after the block, when the TSA answers);
 - small records by kind and key (depositors, API keys, the judges' access log): rare writes,
   compare-and-swap.
@@ -119,6 +120,15 @@ class Store(Protocol):
 
     def latest_timestamped(self) -> int | None:
         """Tree size of the latest checkpoint that has a token."""
+        ...
+
+    def put_original(self, digest_key: bytes, chunks: Sequence[bytes]) -> None:
+        """Keep an evidence file, content-addressed by its digest key, durably and atomically.
+        Storing the same content again is a no-op."""
+        ...
+
+    def original(self, digest_key: bytes) -> Iterator[bytes] | None:
+        """The file's bytes in chunks, or ``None`` if it is not held."""
         ...
 
     def record_get(self, kind: str, key: str) -> bytes | None:

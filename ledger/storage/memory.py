@@ -36,6 +36,7 @@ class MemoryStore:
         self._checkpoints: dict[int, bytes] = {}
         self._sizes: list[int] = []
         self._tokens: dict[int, bytes] = {}
+        self._originals: dict[bytes, list[bytes]] = {}
         self._records: dict[tuple[str, str], bytes] = {}
         self.fail_next_commit: Literal["lose", "persist"] | None = None
         self.commits = 0
@@ -101,6 +102,14 @@ class MemoryStore:
 
     def latest_timestamped(self) -> int | None:
         return max(self._tokens, default=None)
+
+    def put_original(self, digest_key: bytes, chunks: Sequence[bytes]) -> None:
+        with self._lock:
+            self._originals.setdefault(digest_key, list(chunks))
+
+    def original(self, digest_key: bytes) -> Iterator[bytes] | None:
+        chunks = self._originals.get(digest_key)
+        return None if chunks is None else iter(chunks)
 
     def record_get(self, kind: str, key: str) -> bytes | None:
         return self._records.get((kind, key))

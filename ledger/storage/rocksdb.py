@@ -18,6 +18,8 @@ Key layout (one column family, one-byte prefixes, integers big-endian so order i
     k ‖ size               → checkpoint note
     T ‖ size               → RFC 3161 token of that checkpoint
     R ‖ kind ‖ 0x00 ‖ key  → small records: depositors, API keys, access log
+    o ‖ digest key         → number of chunks of a held original (u32)
+    O ‖ digest key ‖ chunk → one chunk (≤ 1 MiB) of that original
 """
 
 from __future__ import annotations
@@ -219,6 +221,31 @@ class RocksStore:
             return None
         finally:
             del it
+
+    def put_original(self, digest_key: bytes, chunks: Sequence[bytes]) -> None:
+        with self._lock:
+            if self._get(b"o" + digest_key) is not None:
+                return
+            batch = WriteBatch(raw_mode=True)
+            for n, chunk in enumerate(chunks):
+                batch.put(b"O" + digest_key + struct.pack(">I", n), chunk)
+            batch.put(b"o" + digest_key, struct.pack(">I", len(chunks)))
+            self._write(batch, "storing an original")
+
+    def original(self, digest_key: bytes) -> Iterator[bytes] | None:
+        head = self._get(b"o" + digest_key)
+        if head is None:
+            return None
+        (count,) = struct.unpack(">I", head)
+
+        def chunks() -> Iterator[bytes]:
+            for n in range(count):
+                chunk = self._get(b"O" + digest_key + struct.pack(">I", n))
+                if chunk is None:
+                    raise StorageError(f"chunk {n} of an original is missing")
+                yield chunk
+
+        return chunks()
 
     @staticmethod
     def _record_key(kind: str, key: str) -> bytes:

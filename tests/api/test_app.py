@@ -183,6 +183,7 @@ ROUTES = [
     ("POST", "/v1/deposits", {"depositor"}),
     ("GET", "/v1/deposits/{code}/bundle", {"depositor", "judge", "auditor"}),
     ("GET", "/v1/deposits/{code}/retrieve", {"judge", "depositor"}),
+    ("GET", "/v1/deposits/{code}/original", {"judge", "depositor"}),
     ("POST", "/v1/admin/depositors", {"admin"}),
     ("POST", "/v1/admin/depositors/lender-1/keys", {"admin"}),
     ("POST", "/v1/admin/depositors/lender-1/keys/k1/revoke", {"admin"}),
@@ -228,3 +229,32 @@ def test_verify_an_uploaded_file(
     assert unknown.json()["verdict"] == "NOT_FOUND"
     no_file = client.post("/v1/verify/file", data={"code": code})
     assert no_file.status_code == 400 and no_file.json()["code"] == "invalid_input"
+
+
+def test_deposit_with_its_original(
+    client: TestClient, service: Service, lender: Lender, tokens: dict[str, str], tmp_path: Path
+) -> None:
+    data = b"%PDF-1.7 original kept"
+    path = tmp_path / "kept.pdf"
+    path.write_bytes(data)
+    request = json.dumps(lender.deposit(path).to_object())
+    h = auth(tokens["depositor"])
+    forged_file = {"file": ("kept.pdf", b"%PDF-1.7 something else")}
+    wrong = client.post("/v1/deposits", data={"deposit": request}, files=forged_file, headers=h)
+    assert (wrong.status_code, wrong.json()["code"]) == (422, "original_mismatch")
+    assert service.ledger.head_size() == 0
+    r = client.post("/v1/deposits", data={"deposit": request}, files={"file": ("kept.pdf", data)},
+                    headers=h)  # fmt: skip
+    assert r.status_code == 201, r.text
+    code = r.json()["receipts"][0]["code"]
+    got = client.get(f"/v1/deposits/{code}/original", headers=auth(tokens["judge"]))
+    assert got.content == data and got.headers["content-type"] == "application/pdf"
+    assert (
+        client.get(f"/v1/deposits/{code}/original", headers=auth(tokens["auditor"])).status_code
+        == 403
+    )
+    log = client.get("/v1/admin/access-log", headers=auth(tokens["admin"])).json()["accesses"]
+    assert [a["what"] for a in log] == ["original"]
+    other = deposit_file(client, lender, tokens, tmp_path, b"no original")["code"]
+    missing = client.get(f"/v1/deposits/{other}/original", headers=auth(tokens["judge"]))
+    assert (missing.status_code, missing.json()["code"]) == (404, "not_found")

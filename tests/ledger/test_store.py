@@ -172,3 +172,15 @@ def test_records_compare_and_swap(store: Store) -> None:
     assert store.record_list("depositor") == [("bank-2", b"b1"), ("lender-1", b"v2")]
     assert store.record_list("depositor", "c") == [("lender-1", b"v2")]
     assert store.record_list("apikey") == [("lender-1", b"other kind")]
+
+
+def test_originals_are_content_addressed(store: Store) -> None:
+    key = b"\x01" + bytes(32)
+    assert store.original(key) is None
+    store.put_original(key, [b"a" * 10, b"b" * 3])
+    store.put_original(key, [b"ignored"])  # same content address: kept as first stored
+    got = store.original(key)
+    assert got is not None and b"".join(got) == b"a" * 10 + b"b" * 3
+    store.put_original(b"\x01" + b"\x01" * 32, [])
+    empty = store.original(b"\x01" + b"\x01" * 32)
+    assert empty is not None and list(empty) == []
