@@ -10,6 +10,7 @@ import hashlib
 import struct
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
@@ -30,12 +31,17 @@ from . import problems
 from .problems import Problem
 from .service import ApiKey, Service
 
-__all__ = ["create_app"]
+__all__ = ["Limits", "create_app"]
 
-MAX_BODY_BYTES = 16 * 1024 * 1024
-MAX_BATCH = 5000
-MAX_VERIFY_UPLOAD = 1 << 30
-MAX_ORIGINAL_BYTES = 64 << 20
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Size limits on every upload and batch (settable in the service settings)."""
+
+    max_body_bytes: int = 16 << 20
+    max_batch: int = 5000
+    max_original_bytes: int = 64 << 20
+    max_verify_upload_bytes: int = 1 << 30
 
 
 def _json(obj: Any, status: int = 200) -> Response:
@@ -69,7 +75,7 @@ class VerifyIn(BaseModel):
     digest: str | None = Field(None, description="alg:hex, e.g. sha256:9f86…")
 
 
-def create_app(service: Service) -> FastAPI:
+def create_app(service: Service, *, limits: Limits | None = None) -> FastAPI:
     """The ASGI app. The service is started and closed by whoever runs the app."""
     app = FastAPI(
         title="cunzheng 存证",
@@ -78,6 +84,11 @@ def create_app(service: Service) -> FastAPI:
         "verification, and a public RFC 9162 log.",
     )
     problems.install(app)
+    limits = limits or Limits()
+    MAX_BODY_BYTES = limits.max_body_bytes  # noqa: N806 - read like constants below
+    MAX_BATCH = limits.max_batch  # noqa: N806
+    MAX_ORIGINAL_BYTES = limits.max_original_bytes  # noqa: N806
+    MAX_VERIFY_UPLOAD = limits.max_verify_upload_bytes  # noqa: N806
 
     async def caller(request: Request) -> ApiKey | None:
         header = request.headers.get("authorization", "")
@@ -135,7 +146,7 @@ def create_app(service: Service) -> FastAPI:
     async def deposit(
         request: Request, key: Annotated[ApiKey, Depends(require("depositor"))]
     ) -> Response:
-        """One deposit request, or ``{"deposits": [...]}`` (at most 5,000): all or nothing."""
+        """One deposit request, or ``{"deposits": [...]}`` (``max_batch`` at most): all or none."""
         original: list[bytes] | None = None
         if request.headers.get("content-type", "").startswith("multipart/form-data"):
             body, original = await deposit_with_original(request)
@@ -180,18 +191,26 @@ def create_app(service: Service) -> FastAPI:
             service.sequencer.submit_many, deposits
         )
         receipts = await asyncio.wrap_future(future)
-        out = [
-            {
-                "index": r.index,
-                "code": str(r.code),
-                "leaf_hash": base64.b64encode(r.leaf_hash).decode(),
-                "tree_size": r.tree_size,
-                "checkpoint": r.checkpoint.decode(),
-                "duplicate": r.duplicate,
-            }
-            for r in receipts
-        ]
-        return _json({"receipts": out}, status=201)
+
+        def receipt_objects() -> list[dict[str, Any]]:
+            b64 = base64.b64encode
+            return [
+                {
+                    "index": r.index,
+                    "code": str(r.code),
+                    "leaf_hash": b64(r.leaf_hash).decode(),
+                    "tree_size": r.tree_size,
+                    "checkpoint": r.checkpoint.decode(),
+                    "inclusion_proof": [
+                        b64(h).decode()
+                        for h in service.ledger.inclusion_proof(r.index, r.tree_size)
+                    ],
+                    "duplicate": r.duplicate,
+                }
+                for r in receipts
+            ]
+
+        return _json({"receipts": await run_in_threadpool(receipt_objects)}, status=201)
 
     async def deposit_with_original(request: Request) -> tuple[Any, list[bytes]]:
         """Multipart ``deposit`` (the JSON request) and ``file`` (the original), size-limited."""

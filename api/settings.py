@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .app import Limits
 from .service import ServiceConfig
 
 __all__ = ["Settings", "load_settings"]
@@ -36,6 +37,10 @@ class Settings(BaseSettings):
     depositor_tsa_roots: list[Path] = Field(
         default_factory=list, description="roots trusted for tokens depositors bring"
     )
+    max_body_bytes: int = Field(16 << 20, ge=1024, description="largest JSON request body")
+    max_batch: int = Field(5000, ge=1, le=100_000, description="deposits in one request")
+    max_original_bytes: int = Field(64 << 20, ge=0, description="largest original kept")
+    max_verify_upload_bytes: int = Field(1 << 30, ge=0, description="largest file to verify")
 
     @field_validator("origin")
     @classmethod
@@ -58,6 +63,14 @@ class Settings(BaseSettings):
         if self.tsa_urls and not self.tsa_roots:
             raise ValueError("tsa_urls need tsa_roots: the certificates that sign their tokens")
         return self
+
+    def limits(self) -> Limits:
+        return Limits(
+            max_body_bytes=self.max_body_bytes,
+            max_batch=self.max_batch,
+            max_original_bytes=self.max_original_bytes,
+            max_verify_upload_bytes=self.max_verify_upload_bytes,
+        )
 
     def service_config(self) -> ServiceConfig:
         return ServiceConfig(

@@ -490,7 +490,8 @@ def serve(
     click.echo(
         f"  admin token:   {settings.data_dir.resolve() / 'admin-token'} (readable by you only)"
     )
-    config = uvicorn.Config(create_app(service), log_level="warning", access_log=False)
+    app = create_app(service, limits=settings.limits())
+    config = uvicorn.Config(app, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
     try:
         server.run(sockets=[sock])

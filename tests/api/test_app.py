@@ -73,10 +73,11 @@ def test_deposit_then_verify(
     assert missing["verdict"] == "NOT_FOUND" and missing["verdict_zh"] == "尚未存证"
     by_digest = client.get(f"/v1/digests/{digest}").json()["deposits"]
     assert [d["index"] for d in by_digest] == [receipt["index"]]
-    # The receipt's checkpoint and the public proof endpoint agree.
+    # The receipt carries its proof; the public proof endpoint agrees with it.
     size = int(str(receipt["tree_size"]))
     proof = client.get("/v1/proofs/inclusion", params={"index": receipt["index"], "size": size})
     hashes = [base64.b64decode(h) for h in proof.json()["hashes"]]
+    assert proof.json()["hashes"] == receipt["inclusion_proof"]
     root = base64.b64decode(str(receipt["checkpoint"]).split("\n")[2])
     leaf = base64.b64decode(str(receipt["leaf_hash"]))
     index = int(str(receipt["index"]))
@@ -258,3 +259,18 @@ def test_deposit_with_its_original(
     other = deposit_file(client, lender, tokens, tmp_path, b"no original")["code"]
     missing = client.get(f"/v1/deposits/{other}/original", headers=auth(tokens["judge"]))
     assert (missing.status_code, missing.json()["code"]) == (404, "not_found")
+
+
+def test_limits_are_settable(service: Service, lender: Lender, tmp_path: Path) -> None:
+    from api.app import Limits
+
+    app = create_app(service, limits=Limits(max_batch=2, max_body_bytes=4096))
+    token = service.api_keys.issue("depositor", depositor="lender-1")
+    path = tmp_path / "e.pdf"
+    path.write_bytes(b"e")
+    one = lender.deposit(path).to_object()
+    with TestClient(app) as c:
+        r = c.post("/v1/deposits", json={"deposits": [one] * 3}, headers=auth(token))
+        assert (r.status_code, r.json()["code"]) == (413, "too_large")
+        big = c.post("/v1/deposits", content=b"{" + b" " * 5000 + b"}", headers=auth(token))
+        assert (big.status_code, big.json()["code"]) == (413, "too_large")
