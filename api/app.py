@@ -454,6 +454,10 @@ def create_app(service: Service, *, limits: Limits | None = None) -> FastAPI:
         data = service.ledger.tile(level, index, width)
         return Response(data, media_type="application/octet-stream")
 
+    from .web import web_router
+
+    app.include_router(web_router(service))
+
     @app.get("/healthz", tags=["operations"])
     async def health() -> Response:
         lag = service.stamper.lag()
