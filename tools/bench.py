@@ -1,5 +1,5 @@
-"""``cunzheng bench ledger`` and ``cunzheng bench crypto``: what the ledger and its cryptography
-cost, measured against their ceilings and a peer.
+"""``cunzheng bench ledger``, ``bench crypto`` and ``bench http``: what the ledger, its
+cryptography and the served API cost, measured against their ceilings and a peer.
 
 ``bench ledger``
 ================
@@ -40,6 +40,25 @@ and for the RFC 3161 TSA with EC P-256 and RSA-3072 credentials:
 
 The calls compared are timed side by side, in interleaved rounds after a warm-up pass.
 
+``bench http``
+==============
+
+One run serves the real app — :func:`api.app.create_app` over an :class:`api.service.Service` on a
+temporary data directory, plus ``GET /bench/trivial`` (:mod:`tools.bench_server`, a separate
+process: uvicorn with uvloop and httptools, one worker, loopback, port 0) — and loads it with
+``wrk`` (Debian package ``wrk``) through Lua scripts written into the temporary directory, each
+phase after an untimed warm-up:
+
+1. **trivial** — ``GET /bench/trivial`` (a small pre-encoded JSON), 64 connections: the server
+   stack's own ceiling.
+2. **single deposits** — ``POST /v1/deposits``, every request a different deposit signed with
+   :func:`tools.client.sign_statement` by a registered lender, with its depositor API key; 64
+   connections; req/s, p50/p99 latency and non-2xx responses, and the ratio to trivial.
+3. **batch deposits** — ``{"deposits": [...]}`` of 1,000 each, 4 connections; deposits/s beside the
+   raw single-threaded verify ceiling of the lender's signature algorithm, measured in the same run.
+4. **verify by code** — ``POST /v1/verify {code, digest}`` cycling over deposits made through the
+   API beforehand, 64 connections; the ratio to trivial.
+
 Figures are values with units; some carry a target. Nothing here asserts a timing: this is a
 benchmark, not a test.
 """
@@ -51,22 +70,30 @@ import hashlib
 import importlib
 import importlib.metadata
 import itertools
+import math
+import multiprocessing
 import os
 import platform
 import random
+import select
 import shutil
+import signal
 import statistics
 import struct
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, cast
 
+import httpx
+import orjson
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -76,6 +103,7 @@ from rich.markup import escape
 from rich.table import Table
 from rocksdict import DBCompressionType, Options, Rdict, WriteBatch, WriteOptions
 
+from api.service import Service, ServiceConfig
 from ledger.authority import FileSerials, TimeStampAuthority, TsaPrivateKey, issue_tsa_certificates
 from ledger.checkpoint import NoteSigner
 from ledger.entry import Deposit, Digest, Signature, Statement, format_time, meta_commitment
@@ -98,21 +126,31 @@ from verifier.signature import (
 )
 from verifier.timestamp import verify_token
 
+from .bench_server import ORIGIN as BENCH_ORIGIN
+from .bench_server import TRIVIAL_BODY, TRIVIAL_PATH
 from .client import RSA_GENERATED_BITS, SigningKey, generate_key, load_private_key, sign_statement
 
 __all__ = [
     "CRYPTO_SECTIONS",
+    "HTTP_PACKAGES",
+    "HTTP_SECTIONS",
     "SIGNERS",
     "TSA_KEYS",
     "BenchConfig",
     "CryptoConfig",
     "Figure",
+    "HttpConfig",
     "Report",
     "SignerSpec",
     "Target",
+    "WrkMissing",
+    "WrkResult",
+    "find_wrk",
     "render",
     "run_crypto_bench",
+    "run_http_bench",
     "run_ledger_bench",
+    "wrk_version",
 ]
 
 ORIGIN = "bench.cunzheng/log"
@@ -1205,6 +1243,627 @@ def _crypto_notes(config: CryptoConfig, report: Report) -> None:
         "on tokens carrying the TSA certificate; raw_verify: the TSA certificate's key verifying "
         "the same signatures over the same signed attributes.",
         "The garbage collector is run and inputs frozen out of it before each timed pass.",
+    ]
+
+
+# --- http: the served app under wrk -----------------------------------------------------------
+
+HTTP_SECTIONS = ("trivial", "single_deposits", "batch_deposits", "verify_by_code")
+"""Every section of the ``bench http`` report, in the order shown."""
+HTTP_PACKAGES = (
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "uvloop",
+    "httptools",
+    "pydantic",
+    "orjson",
+    "rocksdict",
+    "cryptography",
+)
+WRK_INSTALL = "apt-get install -y wrk"
+"""How to get wrk (Debian package ``wrk``)."""
+SIGNING_CHUNK = 2000
+"""Deposits signed per task of the signing processes."""
+POOL_MARGIN = 1.5
+"""Distinct bodies made for a timed phase: this many times what its warm-up rate would use."""
+SINGLE_WARM_RATE = 3000
+"""Deposits/s assumed when sizing a warm-up's distinct single-deposit bodies (reuse in a
+warm-up is harmless; in a timed phase it is reported)."""
+BATCH_WARM_RATE = 8000
+"""Likewise for batched deposits."""
+_WRK_MARKER = "WRK_RESULT"
+_WRK_FIELDS = 13
+"""Numbers on wrk's result line (see :func:`wrk_script` and :meth:`WrkResult.parse`)."""
+
+
+class WrkMissing(RuntimeError):
+    """``wrk`` is not on the PATH."""
+
+
+def find_wrk() -> str:
+    """The path of ``wrk``; :class:`WrkMissing` with the install command when it is absent."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise WrkMissing(
+            f"bench http needs the load generator wrk, which is not installed: {WRK_INSTALL} "
+            "(Debian package wrk)"
+        )
+    return wrk
+
+
+def wrk_version(wrk: str) -> str | None:
+    """wrk's own version line (``wrk -v`` prints it and exits non-zero)."""
+    try:
+        done = subprocess.run(  # noqa: S603 - fixed arguments, no shell
+            [wrk, "-v"], capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    first = (done.stdout or done.stderr).strip().splitlines()
+    return first[0].split(" Copyright")[0].strip() if first else None
+
+
+@dataclass(frozen=True, slots=True)
+class HttpConfig:
+    """What ``bench http`` measures. Every phase runs ``warmup`` seconds untimed, then
+    ``seconds`` timed, with ``wrk_threads`` wrk threads."""
+
+    seconds: int = 8
+    warmup: int = 1
+    connections: int = 64
+    """Connections of the trivial, single-deposit and verify phases."""
+    batch_connections: int = 4
+    batch: int = 1000
+    """Deposits per batch request."""
+    codes: int = 1000
+    """Deposits made before the verify phase, whose codes its requests cycle through."""
+    alg: str = "ed25519"
+    raw_signatures: int = 2000
+    """Signatures per pass of the raw verify ceiling."""
+    rounds: int = 5
+    """Timed passes of the raw verify ceiling (after one warm-up pass); the median is kept."""
+    wrk_threads: int = 1
+    work_dir: Path | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "seconds": self.seconds,
+            "warmup": self.warmup,
+            "connections": self.connections,
+            "batch_connections": self.batch_connections,
+            "batch": self.batch,
+            "codes": self.codes,
+            "alg": self.alg,
+            "raw_signatures": self.raw_signatures,
+            "rounds": self.rounds,
+            "wrk_threads": self.wrk_threads,
+            "server": "uvicorn, loop=uvloop, http=httptools, 1 worker, 127.0.0.1, port 0",
+            "work_dir": str(self.work_dir) if self.work_dir else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class WrkResult:
+    """What one wrk run reports, from its ``done`` hook (latencies in microseconds)."""
+
+    requests: int
+    duration_us: float
+    bytes: int
+    non_2xx: int
+    """Responses whose status is not 2xx, counted by the script's ``response`` hook."""
+    status_errors: int
+    """wrk's own count of responses with status >= 400."""
+    connect: int
+    read: int
+    write: int
+    timeout: int
+    p50_us: float
+    p99_us: float
+    mean_us: float
+    max_us: float
+
+    @property
+    def rate(self) -> float:
+        return _rate(self.requests, self.duration_us / 1e6)
+
+    @property
+    def socket_errors(self) -> int:
+        return self.connect + self.read + self.write + self.timeout
+
+    @classmethod
+    def parse(cls, output: str) -> WrkResult:
+        for line in output.splitlines():
+            if line.startswith(_WRK_MARKER + " "):
+                values = [float(v) for v in line.split()[1:]]
+                if len(values) == _WRK_FIELDS:
+                    counts = [int(v) for v in values[:9]]
+                    requests, duration, size, non_2xx, status, connect, read, write, timeout = (
+                        counts
+                    )
+                    p50, p99, mean, most = values[9:]
+                    return cls(
+                        requests, duration, size, non_2xx, status, connect, read, write, timeout,
+                        p50, p99, mean, most,
+                    )  # fmt: skip
+        raise RuntimeError(f"wrk printed no {_WRK_MARKER} line:\n{output}")
+
+
+def _lua_string(text: str) -> str:
+    """``text`` as a Lua string literal (ASCII only: paths under the temporary root, tokens)."""
+    if not text.isascii() or not text.isprintable():
+        raise ValueError(f"not printable ASCII: {text!r}")
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def wrk_script(*, method: str, bodies: Path | None, token: str | None, threads: int) -> str:
+    """A wrk Lua script: ``method`` with the JSON bodies of ``bodies`` (one a line; thread ``k``
+    of ``threads`` sends lines ``k``, ``k + threads``, … cycling), an ``Authorization`` header
+    if ``token``; counts non-2xx responses and prints a ``WRK_RESULT`` line when done."""
+    lines = [
+        "-- made by cunzheng bench http",
+        "local threads = {}",
+        "function setup(thread)",
+        '  thread:set("id", #threads)',
+        "  table.insert(threads, thread)",
+        "end",
+        f"wrk.method = {_lua_string(method)}",
+    ]
+    if token is not None:
+        lines.append(f'wrk.headers["Authorization"] = {_lua_string("Bearer " + token)}')
+    if bodies is not None:
+        lines += [
+            'wrk.headers["Content-Type"] = "application/json"',
+            "function init(args)",
+            "  bodies = {}",
+            f"  for line in io.lines({_lua_string(str(bodies))}) do",
+            "    bodies[#bodies + 1] = line",
+            "  end",
+            '  if #bodies == 0 then error("no request bodies") end',
+            "  position = id",
+            "end",
+            "function request()",
+            "  local body = bodies[position % #bodies + 1]",
+            f"  position = position + {threads}",
+            "  return wrk.format(nil, nil, nil, body)",
+            "end",
+        ]
+    lines += [
+        "bad = 0",
+        "function response(status, headers, body)",
+        "  if status < 200 or status > 299 then bad = bad + 1 end",
+        "end",
+        "function done(summary, latency, requests)",
+        "  local bad_total = 0",
+        '  for _, thread in ipairs(threads) do bad_total = bad_total + thread:get("bad") end',
+        "  local e = summary.errors",
+        "  io.write(string.format(",
+        f'    "{_WRK_MARKER}' + " %.0f" * 9 + " %.1f" * 4 + '\\n",',
+        "    summary.requests, summary.duration, summary.bytes, bad_total, e.status,",
+        "    e.connect, e.read, e.write, e.timeout,",
+        "    latency:percentile(50), latency:percentile(99), latency.mean, latency.max))",
+        "end",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(slots=True)
+class _Wrk:
+    """Runs wrk against one server, writing each phase's script and bodies under ``root``."""
+
+    wrk: str
+    url: str
+    root: Path
+    threads: int
+    token: str
+
+    def run(
+        self,
+        name: str,
+        path: str,
+        *,
+        seconds: int,
+        connections: int,
+        bodies: Sequence[bytes] | None = None,
+        auth: bool = False,
+    ) -> WrkResult:
+        body_file = None
+        if bodies is not None:
+            body_file = self.root / f"{name}.bodies"
+            body_file.write_bytes(b"\n".join(bodies) + b"\n")
+        script = self.root / f"{name}.lua"
+        script.write_text(
+            wrk_script(
+                method="GET" if bodies is None else "POST",
+                bodies=body_file,
+                token=self.token if auth else None,
+                threads=self.threads,
+            )
+        )
+        command = [
+            self.wrk,
+            f"--threads={self.threads}",
+            f"--connections={connections}",
+            f"--duration={seconds}s",
+            "--timeout=30s",
+            "--latency",
+            f"--script={script}",
+            self.url + path,
+        ]
+        done = subprocess.run(  # noqa: S603 - wrk found on the PATH, fixed arguments
+            command, capture_output=True, text=True, timeout=seconds + 120, check=False
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"wrk failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+        if body_file is not None:
+            body_file.unlink()
+        return WrkResult.parse(done.stdout)
+
+
+def sign_bodies(
+    private_pem: bytes, alg: str, key_id: str, start: int, count: int
+) -> list[tuple[bytes, str]]:
+    """``count`` realistic deposit requests numbered from ``start``, signed with
+    :func:`tools.client.sign_statement`: (JSON body, evidence digest). Run in a worker process."""
+    key = load_private_key(private_pem)
+    rng = random.Random(SEED + start)  # noqa: S311 - benchmark sampling, not secrets
+    out = []
+    for i in range(start, start + count):
+        statement, meta, salt = realistic_statement(i, rng)
+        sig = sign_statement(statement, key, alg=alg, key_id=key_id)
+        body = orjson.dumps(Deposit.create(statement, sig, meta=meta, salt=salt).to_object())
+        out.append((body, str(statement.digest)))
+    return out
+
+
+@dataclass(slots=True)
+class _Bodies:
+    """Distinct signed deposit requests, made on demand in worker processes."""
+
+    pool: ProcessPoolExecutor
+    private_pem: bytes
+    alg: str
+    key_id: str
+    made: int = 0
+
+    def submit(self, count: int) -> list[Future[list[tuple[bytes, str]]]]:
+        futures = []
+        for start in range(self.made, self.made + count, SIGNING_CHUNK):
+            size = min(SIGNING_CHUNK, self.made + count - start)
+            futures.append(
+                self.pool.submit(sign_bodies, self.private_pem, self.alg, self.key_id, start, size)
+            )
+        self.made += count
+        return futures
+
+    def make(self, count: int) -> list[tuple[bytes, str]]:
+        return _gather(self.submit(count))
+
+
+def _gather(futures: Sequence[Future[list[tuple[bytes, str]]]]) -> list[tuple[bytes, str]]:
+    return [item for f in futures for item in f.result()]
+
+
+def _batches(deposits: Sequence[tuple[bytes, str]], size: int) -> list[bytes]:
+    """``{"deposits": [...]}`` bodies of ``size`` deposits each (a short last one dropped)."""
+    return [
+        b'{"deposits":[' + b",".join(body for body, _ in deposits[i : i + size]) + b"]}"
+        for i in range(0, len(deposits) - size + 1, size)
+    ]
+
+
+def _register(data: Path, public_pem: bytes) -> tuple[str, str]:
+    """Register the bench lender and its key in a new data directory; (key id, API token)."""
+    service = Service.open(ServiceConfig(data_dir=data, origin=BENCH_ORIGIN))
+    try:
+        service.registry.register(DEPOSITOR, "Bench Lender")
+        key_id = service.registry.add_key(DEPOSITOR, public_pem, not_before=0).key_id
+        token = service.api_keys.issue("depositor", depositor=DEPOSITOR, label="bench http")
+    finally:
+        service.close()
+    return key_id, token
+
+
+@contextmanager
+def serving(root: Path, *, startup: float = 60.0) -> Iterator[str]:
+    """Run :mod:`tools.bench_server` on ``root / "data"`` in its own process; yields its URL
+    once it answers. Stopped with SIGTERM (killed if it does not exit) on leaving."""
+    log_path = root / "server.log"
+    with log_path.open("w") as log:
+        server = subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
+            [sys.executable, "-m", "tools.bench_server", "--data-dir", str(root / "data")],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            cwd=Path(__file__).resolve().parents[1],
+        )
+    try:
+        assert server.stdout is not None
+        ready, _, _ = select.select([server.stdout], [], [], startup)
+        line = server.stdout.readline() if ready else ""
+        if not line.startswith("listening on "):
+            if server.poll() is None:
+                server.kill()
+            server.wait(timeout=30)
+            raise RuntimeError(
+                f"the bench server did not start ({server.returncode}):\n"
+                f"{line}{log_path.read_text()}"
+            )
+        url = line.split()[-1]
+        deadline = time.monotonic() + startup
+        while True:
+            try:
+                if httpx.get(url + TRIVIAL_PATH, timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError(f"the bench server does not answer:\n{log_path.read_text()}")
+            time.sleep(0.05)
+        yield url
+    finally:
+        if server.poll() is None:
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+        if server.stdout is not None:
+            server.stdout.close()
+
+
+def _wait_stamped(http: httpx.Client, *, seconds: float = 60.0) -> None:
+    """Until the server's stamper has time-stamped every entry."""
+    deadline = time.monotonic() + seconds
+    while http.get("/healthz").json()["entries_waiting_for_time_stamp"]:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the server's stamper did not catch up")
+        time.sleep(0.05)
+
+
+def _add_load(
+    report: Report, section: str, result: WrkResult, *, p99: Target | None = None
+) -> float:
+    """The figures every phase has; returns its requests/s."""
+    rate = report.add(section, "requests_per_second", result.rate, "req/s")
+    report.add(section, "latency_p50", result.p50_us / 1000, "ms")
+    report.add(section, "latency_p99", result.p99_us / 1000, "ms", p99)
+    report.add(section, "non_2xx", result.non_2xx, "responses", Target("<=", 0))
+    report.add(section, "socket_errors", result.socket_errors, "errors")
+    report.add(section, "requests", result.requests, "requests")
+    return rate
+
+
+def _pool_size(warm: WrkResult, connections: int, seconds: int, *, fallback: float) -> int:
+    """Distinct bodies for a timed phase of ``seconds`` after its warm-up ``warm``.
+
+    The warm-up's rate, or by Little's law ``connections`` over its mean latency when more
+    (a short warm-up of slow requests completes few of them), or ``fallback`` requests/s when it
+    completed none; then :data:`POOL_MARGIN` times what that rate would use.
+    """
+    rate = fallback
+    if warm.requests:
+        rate = max(warm.rate, connections / (warm.mean_us / 1e6) if warm.mean_us else 0.0)
+    return max(2 * connections, math.ceil(rate * seconds * POOL_MARGIN))
+
+
+@dataclass(slots=True)
+class _HttpRun:
+    """One ``bench http`` run against a served app: the phases, in order."""
+
+    config: HttpConfig
+    report: Report
+    wrk: _Wrk
+    http: httpx.Client
+    bodies: _Bodies
+    token: str
+    log: Log
+    trivial: float = 0.0
+
+    def post(self, path: str, body: bytes, *, status: int, auth: bool = True) -> Any:
+        headers = {"Content-Type": "application/json"}
+        if auth:
+            headers["Authorization"] = f"Bearer {self.token}"
+        response = self.http.post(path, content=body, headers=headers)
+        if response.status_code != status:
+            raise RuntimeError(
+                f"POST {path}: HTTP {response.status_code}, want {status}: {response.text[:2000]}"
+            )
+        return response.json()
+
+    def deposit_codes(self, deposits: Sequence[tuple[bytes, str]]) -> list[str]:
+        """Deposit through the API, in batches; the deposit codes."""
+        codes = []
+        size = self.config.batch
+        for start in range(0, len(deposits), size):
+            chunk = deposits[start : start + size]
+            body = b'{"deposits":[' + b",".join(b for b, _ in chunk) + b"]}"
+            codes += [r["code"] for r in self.post("/v1/deposits", body, status=201)["receipts"]]
+        return codes
+
+    def load(
+        self, section: str, path: str, bodies: Sequence[bytes] | None, connections: int
+    ) -> WrkResult:
+        """One timed wrk run of ``config.seconds``."""
+        return self.wrk.run(
+            section,
+            path,
+            seconds=self.config.seconds,
+            connections=connections,
+            bodies=bodies,
+            auth=path == "/v1/deposits",
+        )
+
+    def warm(
+        self, section: str, path: str, bodies: Sequence[bytes] | None, connections: int
+    ) -> WrkResult:
+        """The untimed warm-up of ``config.warmup`` before a phase."""
+        return self.wrk.run(
+            f"{section}-warm-up",
+            path,
+            seconds=self.config.warmup,
+            connections=connections,
+            bodies=bodies,
+            auth=path == "/v1/deposits",
+        )
+
+    def trivial_phase(self) -> None:
+        c = self.config.connections
+        self.log(f"trivial: GET {TRIVIAL_PATH}, {c} connections")
+        self.warm("trivial", TRIVIAL_PATH, None, c)
+        self.trivial = _add_load(
+            self.report, "trivial", self.load("trivial", TRIVIAL_PATH, None, c)
+        )
+
+    def single_phase(self, warm_bodies: Sequence[bytes]) -> None:
+        section, c, seconds = "single_deposits", self.config.connections, self.config.seconds
+        self.log(f"single deposits: POST /v1/deposits, {c} connections")
+        warm = self.warm(section, "/v1/deposits", warm_bodies, c)
+        count = _pool_size(warm, c, seconds, fallback=SINGLE_WARM_RATE)
+        timed = [body for body, _ in self.bodies.make(count)]
+        result = self.load(section, "/v1/deposits", timed, c)
+        rate = _add_load(self.report, section, result, p99=Target("<=", 50))
+        self.report.add(section, "distinct_bodies", len(timed), "bodies")
+        self.report.add(section, "to_trivial", rate / self.trivial, "ratio", Target(">=", 0.4))
+        _reused(section, result, len(timed), self.report)
+
+    def batch_phase(self, warm_bodies: Sequence[tuple[bytes, str]], public: PublicKey) -> None:
+        section, c, size = "batch_deposits", self.config.batch_connections, self.config.batch
+        sample = warm_bodies[: self.config.raw_signatures]
+        self.log(
+            f"raw {self.config.alg} verify ceiling: "
+            f"{_rounds(self.config.rounds)} of {len(sample):,} signatures"
+        )
+        raw = _raw_verify_rate(self.config, public, sample)
+        self.log(f"batch deposits: POST /v1/deposits with {size:,} each, {c} connections")
+        warm = self.warm(section, "/v1/deposits", _batches(warm_bodies, size), c)
+        count = _pool_size(warm, c, self.config.seconds, fallback=raw / size)
+        timed = _batches(self.bodies.make(count * size), size)
+        result = self.load(section, "/v1/deposits", timed, c)
+        _add_load(self.report, section, result)
+        rate = self.report.add(section, "deposits_per_second", result.rate * size, "deposits/s")
+        self.report.add(section, "distinct_bodies", len(timed), "bodies")
+        self.report.add(section, "raw_verify", raw, "verifications/s")
+        self.report.add(section, "to_raw_verify", rate / raw, "ratio", Target(">=", 0.7))
+        _reused(section, result, len(timed), self.report)
+
+    def verify_phase(self, codes: Sequence[str], coded: Sequence[tuple[bytes, str]]) -> int:
+        """The verify phase; returns the ledger's size during it."""
+        section, c = "verify_by_code", self.config.connections
+        self.log(f"verify by code: POST /v1/verify over {len(codes):,} codes, {c} connections")
+        _wait_stamped(self.http)
+        checks = [
+            orjson.dumps({"code": code, "digest": digest})
+            for code, (_, digest) in zip(codes, coded, strict=True)
+        ]
+        for check in checks[:: max(1, len(checks) // 10)]:
+            verdict = self.post("/v1/verify", check, status=200, auth=False)
+            if verdict.get("verdict") != "VERIFIED":
+                raise RuntimeError(f"a deposited code does not verify: {verdict}")
+        self.warm(section, "/v1/verify", checks, c)
+        rate = _add_load(self.report, section, self.load(section, "/v1/verify", checks, c))
+        self.report.add(section, "to_trivial", rate / self.trivial, "ratio", Target(">=", 0.6))
+        size: int = self.http.get("/healthz").json()["tree_size"]
+        return size
+
+
+def run_http_bench(config: HttpConfig, *, log: Log) -> Report:
+    """Serve the app in a separate process and load it with wrk, phase by phase; the temporary
+    data directory and scripts are removed before returning."""
+    wrk = find_wrk()
+    report = Report(benchmark="http", order=HTTP_SECTIONS)
+    private_pem, public_pem = generate_key(config.alg)
+    public = load_private_key(private_pem).public_key
+    workers = max(1, os.cpu_count() or 1)
+    with (
+        tempfile.TemporaryDirectory(prefix="cunzheng-bench-", dir=config.work_dir) as tmp,
+        ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool,
+    ):
+        root = Path(tmp)
+        key_id, token = _register(root / "data", public_pem)
+        bodies = _Bodies(pool, private_pem, config.alg, key_id)
+        log(f"signing deposits ({config.alg}) in {workers} processes; starting the server")
+        # Signed while the server starts; all signing is done before wrk runs.
+        coded_f = bodies.submit(config.codes)
+        single_f = bodies.submit(1 + SINGLE_WARM_RATE * config.warmup)
+        warm_batches = max(
+            2 * config.batch_connections, math.ceil(BATCH_WARM_RATE * config.warmup / config.batch)
+        )
+        batch_f = bodies.submit(max(warm_batches * config.batch, config.raw_signatures))
+        with serving(root) as url, httpx.Client(base_url=url, timeout=120) as http:
+            runner = _HttpRun(
+                config,
+                report,
+                _Wrk(wrk, url, root, config.wrk_threads, token),
+                http,
+                bodies,
+                token,
+                log,
+            )
+            coded, single, batch = _gather(coded_f), _gather(single_f), _gather(batch_f)
+            # Deposits made through the API for the verify phase to look up (and a check that
+            # batches and single deposits are accepted).
+            codes = runner.deposit_codes(coded)
+            runner.post("/v1/deposits", single[0][0], status=201)
+            runner.trivial_phase()
+            runner.single_phase([body for body, _ in single[1:]])
+            del single
+            runner.batch_phase(batch, public)
+            del batch
+            tree_size = runner.verify_phase(codes, coded)
+    _http_notes(config, report, tree_size)
+    return report
+
+
+def _raw_verify_rate(
+    config: HttpConfig, public: PublicKey, sample: Sequence[tuple[bytes, str]]
+) -> float:
+    """The bare library verify call over the signatures of ``sample``, single-threaded."""
+    deposits = [Deposit.from_object(orjson.loads(body)) for body, _ in sample]
+    signed = [(d.statement.signed_hash, d.sig.value) for d in deposits]
+    (seconds,) = steady_seconds([raw_verify_pass(config.alg, public, signed)], rounds=config.rounds)
+    return _rate(len(signed), seconds)
+
+
+def _reused(phase: str, result: WrkResult, distinct: int, report: Report) -> None:
+    if result.requests > distinct:
+        report.notes.append(
+            f"{phase}: {result.requests:,} requests over {distinct:,} distinct bodies, so "
+            f"{result.requests - distinct:,} repeated an earlier deposit (the warm-up was slower "
+            "than the timed run); their figures include duplicate handling."
+        )
+
+
+def _http_notes(config: HttpConfig, report: Report, tree_size: int) -> None:
+    report.notes += [
+        "Server: tools.bench_server in its own process — api.app.create_app over api.service."
+        "Service on a fresh data directory (RocksDB store, built-in TSA stamping every new "
+        "checkpoint), served by uvicorn with uvloop and httptools, 1 worker, on 127.0.0.1 (port "
+        f"0); plus GET {TRIVIAL_PATH}, a {len(TRIVIAL_BODY)}-byte pre-encoded JSON response on "
+        "the same stack, the reference of the to_trivial ratios. Not pinned to a core: the server "
+        "(with its sequencer, stamper and RocksDB threads) and wrk share the machine's "
+        f"{os.cpu_count()} cores.",
+        f"Load: wrk, {config.wrk_threads} thread(s), keep-alive connections, --timeout 30s; every "
+        f"phase runs {config.warmup} s untimed, then {config.seconds} s timed. Latencies are "
+        "wrk's (from send to response, not corrected for coordinated omission). non_2xx is "
+        "counted by the script's response hook; socket_errors are wrk's connect, read, write "
+        "and timeout errors.",
+        f"Deposits: realistic loan_contract deposit requests by one registered lender, "
+        f"{config.alg} key, signed with tools.client.sign_statement, each a different statement "
+        "(no request repeats one, unless a note says so); bodies are cycled through by the wrk "
+        "Lua script with the lender's depositor API key. The timed phases' bodies are made after "
+        f"their warm-up, {POOL_MARGIN:g}x what the warm-up rate would use.",
+        f'batch_deposits: {{"deposits": [...]}} bodies of {config.batch:,} deposits, '
+        f"{config.batch_connections} connections; raw_verify: cryptography's verify call "
+        "(Prehashed SHA-256 for ECDSA/RSA; gmssl-pyx sm2_verify for SM2) over "
+        f"{config.raw_signatures:,} signatures of the same lender, single-threaded, measured "
+        f"between the single and batch phases (one warm-up pass, median of "
+        f"{_rounds(config.rounds)}).",
+        f"verify_by_code: POST /v1/verify {{code, digest}} over {config.codes:,} deposits made "
+        "through the API before the first phase (a tenth of them checked VERIFIED first; every "
+        "entry "
+        f"time-stamped before the phase); the ledger then held {tree_size:,} entries.",
     ]
 
 

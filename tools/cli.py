@@ -30,6 +30,17 @@ _QUICK = {"appends": 5000, "proofs": 500, "sizes": "1000,20000", "single": 50}
 still wins)."""
 _CRYPTO_QUICK = {"statements": 50, "batch": 50, "tokens": 20, "rounds": 1}
 """What ``bench crypto --quick`` changes, likewise."""
+_HTTP_QUICK = {
+    "seconds": 1,
+    "warmup": 1,
+    "batch": 50,
+    "codes": 20,
+    "raw_signatures": 200,
+    "rounds": 1,
+}
+"""What ``bench http --quick`` changes, likewise."""
+_HTTP_ALGS = ("ed25519", "ecdsa-p256-sha256", "rsa-pss-sha256", "rsa-pkcs1v15-sha256", "sm2-sm3")
+"""``ledger.entry.SIGNATURE_ALGORITHMS`` (not imported here, to keep the command line light)."""
 
 
 def _quick_defaults(
@@ -240,6 +251,165 @@ def bench_crypto(
     status = Console(stderr=True, log_path=False)
     machine = machine_info(CRYPTO_PACKAGES)
     report = run_crypto_bench(config, log=status.log)
+    render(report, console)
+    document = report.to_json(machine=machine, parameters=config.to_json())
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    console.print(f"figures written to {json_path}")
+
+
+@bench.command("http")
+@click.option(
+    "--seconds",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Timed seconds of each phase.",
+)
+@click.option(
+    "--warmup",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Untimed seconds of load before each phase.",
+)
+@click.option(
+    "--alg",
+    type=click.Choice(_HTTP_ALGS),
+    default="ed25519",
+    show_default=True,
+    help="The lender's signature algorithm (RSA keys sign slowly: expect long set-up).",
+)
+@click.option(
+    "--connections",
+    type=click.IntRange(min=1),
+    default=64,
+    show_default=True,
+    help="wrk connections of the trivial, single-deposit and verify phases.",
+)
+@click.option(
+    "--batch-connections",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="wrk connections of the batch-deposit phase.",
+)
+@click.option(
+    "--batch",
+    type=click.IntRange(1, 5000),
+    default=1000,
+    show_default=True,
+    help="Deposits per batch request.",
+)
+@click.option(
+    "--codes",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Deposits made before the verify phase, whose codes it cycles through.",
+)
+@click.option(
+    "--raw-signatures",
+    type=click.IntRange(min=1),
+    default=2000,
+    show_default=True,
+    help="Signatures per pass of the raw verify ceiling.",
+)
+@click.option(
+    "--rounds",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Timed passes of the raw verify ceiling; the median is reported.",
+)
+@click.option(
+    "--wrk-threads",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="wrk threads (at most the smallest connection count).",
+)
+@click.option(
+    "--quick",
+    is_flag=True,
+    is_eager=True,
+    expose_value=False,
+    callback=_quick_defaults(_HTTP_QUICK),
+    help="Short, for tests: 1 s phases, batch 50, codes 20, raw signatures 200, rounds 1.",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("bench-results/http.json"),
+    show_default=True,
+    help="Where to write the figures as JSON.",
+)
+@click.option(
+    "--dir",
+    "work_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Directory for the server's temporary data and the wrk scripts (default: the system's).",
+)
+def bench_http(
+    seconds: int,
+    warmup: int,
+    alg: str,
+    connections: int,
+    batch_connections: int,
+    batch: int,
+    codes: int,
+    raw_signatures: int,
+    rounds: int,
+    wrk_threads: int,
+    json_path: Path,
+    work_dir: Path | None,
+) -> None:
+    """The served API under wrk: single deposits/s, batched deposits/s and verify-by-code
+    requests/s with their latencies, beside a trivial endpoint on the same server and the raw
+    signature-verify ceiling. Needs wrk (apt-get install -y wrk)."""
+    from rich.console import Console
+
+    from .bench import (
+        HTTP_PACKAGES,
+        HttpConfig,
+        WrkMissing,
+        find_wrk,
+        machine_info,
+        render,
+        run_http_bench,
+        wrk_version,
+    )
+
+    try:
+        wrk = find_wrk()
+    except WrkMissing as exc:
+        raise click.ClickException(str(exc)) from exc
+    if wrk_threads > min(connections, batch_connections):
+        raise click.BadParameter(
+            f"at most {min(connections, batch_connections)} (one connection per thread at least)",
+            param_hint="--wrk-threads",
+        )
+    if work_dir is not None:
+        work_dir.mkdir(parents=True, exist_ok=True)
+    config = HttpConfig(
+        seconds=seconds,
+        warmup=warmup,
+        connections=connections,
+        batch_connections=batch_connections,
+        batch=batch,
+        codes=codes,
+        alg=alg,
+        raw_signatures=raw_signatures,
+        rounds=rounds,
+        wrk_threads=wrk_threads,
+        work_dir=work_dir,
+    )
+    console = Console(width=None if sys.stdout.isatty() else 120)
+    status = Console(stderr=True, log_path=False)
+    machine = machine_info(HTTP_PACKAGES) | {"wrk": wrk_version(wrk)}
+    report = run_http_bench(config, log=status.log)
     render(report, console)
     document = report.to_json(machine=machine, parameters=config.to_json())
     json_path.parent.mkdir(parents=True, exist_ok=True)

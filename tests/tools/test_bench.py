@@ -1,5 +1,5 @@
-"""``cunzheng bench ledger --quick`` and ``cunzheng bench crypto --quick`` run end to end and
-write every figure, with its unit.
+"""``cunzheng bench ledger --quick``, ``cunzheng bench crypto --quick`` and ``cunzheng bench http
+--quick`` run end to end and write every figure, with its unit.
 
 Not a timing test: only that each section is there, positive, and carries its ratios.
 """
@@ -7,13 +7,25 @@ Not a timing test: only that each section is there, positive, and carries its ra
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
-from tools.bench import CRYPTO_SECTIONS, SECTIONS, SIGNERS, TSA_KEYS, load_pymerkle
-from tools.cli import main
+from ledger.entry import SIGNATURE_ALGORITHMS
+from tools.bench import (
+    CRYPTO_SECTIONS,
+    HTTP_SECTIONS,
+    SECTIONS,
+    SIGNERS,
+    TSA_KEYS,
+    WrkResult,
+    load_pymerkle,
+    wrk_script,
+)
+from tools.cli import _HTTP_ALGS, main
 
 pytestmark = pytest.mark.slow
 
@@ -182,3 +194,145 @@ def test_crypto_tsa_figures_and_ratios(crypto: dict[str, Any], section: str) -> 
     assert figures["verify_token_to_raw"]["value"] == pytest.approx(
         figures["verify_token"]["value"] / figures["raw_verify"]["value"]
     )
+
+
+# --- bench http --------------------------------------------------------------------------------
+
+LOAD_FIGURES = {
+    "requests_per_second": "req/s",
+    "latency_p50": "ms",
+    "latency_p99": "ms",
+    "non_2xx": "responses",
+    "socket_errors": "errors",
+    "requests": "requests",
+}
+HTTP_FIGURES = {
+    "trivial": LOAD_FIGURES,
+    "single_deposits": LOAD_FIGURES | {"distinct_bodies": "bodies", "to_trivial": "ratio"},
+    "batch_deposits": LOAD_FIGURES
+    | {
+        "deposits_per_second": "deposits/s",
+        "distinct_bodies": "bodies",
+        "raw_verify": "verifications/s",
+        "to_raw_verify": "ratio",
+    },
+    "verify_by_code": LOAD_FIGURES | {"to_trivial": "ratio"},
+}
+# (section, ratio, numerator section and figure, denominator section and figure)
+HTTP_RATIOS = [
+    ("single_deposits", "to_trivial", "single_deposits", "requests_per_second", "trivial",
+     "requests_per_second"),
+    ("batch_deposits", "to_raw_verify", "batch_deposits", "deposits_per_second",
+     "batch_deposits", "raw_verify"),
+    ("verify_by_code", "to_trivial", "verify_by_code", "requests_per_second", "trivial",
+     "requests_per_second"),
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def http(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    if shutil.which("wrk") is None:
+        pytest.skip("wrk is not installed: apt-get install -y wrk")
+    tmp = tmp_path_factory.mktemp("bench-http")
+    out = tmp / "http.json"
+    work = tmp / "work"
+    result = CliRunner().invoke(
+        main, ["bench", "http", "--quick", "--json", str(out), "--dir", str(work)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "cunzheng bench http" in result.output
+    assert list(work.iterdir()) == [], "the server's data or the wrk scripts are left behind"
+    loaded: dict[str, Any] = json.loads(out.read_text())
+    return loaded
+
+
+def test_http_records_machine_and_parameters(http: dict[str, Any]) -> None:
+    assert http["benchmark"] == "http"
+    for package in ("fastapi", "uvicorn", "uvloop", "httptools", "cryptography"):
+        assert http["machine"][package], package
+    assert http["machine"]["wrk"].startswith("wrk")
+    parameters = http["parameters"]
+    assert (parameters["seconds"], parameters["batch"], parameters["codes"]) == (1, 50, 20)
+    assert (parameters["alg"], parameters["connections"]) == ("ed25519", 64)
+    assert http["notes"]
+
+
+def test_http_measures_every_section(http: dict[str, Any]) -> None:
+    assert list(http["sections"]) == list(HTTP_SECTIONS)
+    assert http["skipped"] == {}
+
+
+@pytest.mark.parametrize("section", HTTP_SECTIONS)
+def test_http_figures_have_units_and_no_failed_request(http: dict[str, Any], section: str) -> None:
+    figures = http["sections"][section]
+    assert {name: f["unit"] for name, f in figures.items()} == HTTP_FIGURES[section]
+    assert figures["non_2xx"]["value"] == 0
+    assert figures["non_2xx"]["met"] is True
+    assert figures["socket_errors"]["value"] >= 0
+    for name, f in figures.items():
+        if name not in ("non_2xx", "socket_errors"):
+            assert f["value"] > 0, f"{section}.{name}"
+
+
+@pytest.mark.parametrize(("section", "ratio", "top", "top_name", "bottom", "bottom_name"),
+                         HTTP_RATIOS)  # fmt: skip
+def test_http_ratios_divide_figures_of_the_same_run(
+    http: dict[str, Any],
+    section: str,
+    ratio: str,
+    top: str,
+    top_name: str,
+    bottom: str,
+    bottom_name: str,
+) -> None:
+    sections = http["sections"]
+    figure = sections[section][ratio]
+    assert figure["unit"] == "ratio"
+    assert figure["value"] > 0
+    assert isinstance(figure["met"], bool)
+    assert figure["value"] == pytest.approx(
+        sections[top][top_name]["value"] / sections[bottom][bottom_name]["value"]
+    )
+
+
+def test_http_targets(http: dict[str, Any]) -> None:
+    sections = http["sections"]
+    assert sections["single_deposits"]["to_trivial"]["target"] == ">= 0.4"
+    assert sections["single_deposits"]["latency_p99"]["target"] == "<= 50"
+    assert sections["batch_deposits"]["to_raw_verify"]["target"] == ">= 0.7"
+    assert sections["verify_by_code"]["to_trivial"]["target"] == ">= 0.6"
+    batch = sections["batch_deposits"]
+    assert batch["deposits_per_second"]["value"] == pytest.approx(
+        batch["requests_per_second"]["value"] * 50
+    )
+
+
+def test_http_without_wrk_says_how_to_install_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    result = CliRunner().invoke(main, ["bench", "http", "--quick", "--json", str(tmp_path / "j")])
+    assert result.exit_code == 1
+    assert "wrk" in result.output
+    assert "apt-get install -y wrk" in result.output
+    assert not (tmp_path / "j").exists()
+
+
+def test_http_takes_every_signature_algorithm() -> None:
+    assert set(_HTTP_ALGS) == set(SIGNATURE_ALGORITHMS)
+
+
+def test_wrk_script_and_result_line(tmp_path: Path) -> None:
+    script = wrk_script(method="POST", bodies=tmp_path / "b", token="czk_t", threads=2)
+    assert 'wrk.headers["Authorization"] = "Bearer czk_t"' in script
+    assert f'io.lines("{tmp_path / "b"}")' in script
+    assert "position = position + 2" in script
+    get = wrk_script(method="GET", bodies=None, token=None, threads=1)
+    assert "function request" not in get
+    assert "Authorization" not in get
+    result = WrkResult.parse("Running 1s test\nWRK_RESULT 500 2000000 9 1 1 0 0 0 0 1500.0 9000.0 "
+                             "1800.5 12000.0\n")  # fmt: skip
+    assert result.rate == 250
+    assert (result.non_2xx, result.socket_errors, result.p99_us) == (1, 0, 9000.0)
+    with pytest.raises(RuntimeError, match="WRK_RESULT"):
+        WrkResult.parse("wrk: connection refused")
