@@ -17,6 +17,7 @@ import hashlib
 import logging
 import secrets
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
@@ -104,7 +105,8 @@ class Stamper:
     """A background thread that keeps the newest checkpoint time-stamped.
 
     Call :meth:`notify` after a commit (the sequencer's ``on_commit`` does); it also wakes every
-    ``interval`` seconds, and backs off up to ``max_backoff`` while the TSA is down.
+    ``interval`` seconds, stamps at most once per ``min_interval``, and backs off up to
+    ``max_backoff`` while the TSA is down.
     """
 
     def __init__(
@@ -114,13 +116,19 @@ class Stamper:
         *,
         verify: Callable[[bytes, bytes], object],
         interval: float = 1.0,
+        min_interval: float = 1.0,
         max_backoff: float = 30.0,
     ) -> None:
         self.store = store
         self.client = client
         self.verify = verify
         self.interval = interval
+        self.min_interval = min_interval
+        """Seconds between two stamps at least: a busy log commits many blocks a second, and one
+        token a second gives every deposit a trusted time within about a second, at a bounded
+        cost to the TSA and to this process."""
         self.max_backoff = max_backoff
+        self._last_stamp = 0.0
         self.last_error: str | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -178,8 +186,12 @@ class Stamper:
             self._wake.clear()
             if self._stop.is_set():
                 break
+            wait = self._last_stamp + self.min_interval - time.monotonic()
+            if wait > 0 and self._stop.wait(wait):
+                break
             try:
-                self.stamp_latest()
+                if self.stamp_latest() is not None:
+                    self._last_stamp = time.monotonic()
             except CunzhengError as exc:
                 self.last_error = exc.message
                 log.warning("time-stamping failed, will retry: %s", exc.message)

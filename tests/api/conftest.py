@@ -31,7 +31,7 @@ class Lender:
 @pytest.fixture
 def service(tmp_path: Path) -> Iterator[Service]:
     svc = Service.open(ServiceConfig(data_dir=tmp_path / "data", origin="test.cunzheng/log"))
-    svc.stamper.interval = 0.05
+    svc.stamper.interval = svc.stamper.min_interval = 0.05
     svc.start()
     yield svc
     svc.close()

@@ -141,7 +141,7 @@ def _free_socket() -> socket.socket:
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     base = tmp_path_factory.mktemp("e2e")
     service = Service.open(ServiceConfig(data_dir=base / "data", origin="e2e.cunzheng/log"))
-    service.stamper.interval = 0.05
+    service.stamper.interval = service.stamper.min_interval = 0.05
     service.start()
     service.registry.register("lender-1", "某某消费金融有限公司")
     private, public = generate_key("ed25519")

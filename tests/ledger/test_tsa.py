@@ -61,7 +61,9 @@ def test_every_deposit_gets_a_trusted_time_in_process() -> None:
     authority, root, _ = credentials()
     store = MemoryStore()
     ledger = Ledger.open(store, SIGNER)
-    stamper = Stamper(store, AuthorityClient(authority), verify=verifier_for(root), interval=0.05)
+    stamper = Stamper(
+        store, AuthorityClient(authority), verify=verifier_for(root), interval=0.05, min_interval=0
+    )
     with stamper, Sequencer(ledger, on_commit=[stamper.notify]) as seq:
         receipts = seq.append([make_deposit(i) for i in range(20)])
         wait_for(lambda: stamper.lag().entries_waiting == 0)
@@ -81,7 +83,9 @@ def test_tsa_down_then_back_fills_the_gap(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{port}/"
     store = MemoryStore()
     ledger = Ledger.open(store, SIGNER)
-    stamper = Stamper(store, http_client(url), verify=verifier_for(root), interval=0.05)
+    stamper = Stamper(
+        store, http_client(url), verify=verifier_for(root), interval=0.05, min_interval=0
+    )
     stamper.max_backoff = 0.2
     with stamper, Sequencer(ledger, on_commit=[stamper.notify]) as seq:
         first = seq.append([make_deposit(i) for i in range(5)])  # accepted with the TSA down
@@ -137,3 +141,23 @@ def test_http_client_reports_every_url_it_tried() -> None:
     client = http_client("http://127.0.0.1:9/")
     with pytest.raises(Unavailable, match="no TSA answered"):
         client.stamp(bytes(32))
+
+
+def test_a_busy_log_is_stamped_at_most_once_per_min_interval() -> None:
+    authority, root, _ = credentials()
+    store = MemoryStore()
+    ledger = Ledger.open(store, SIGNER)
+    stamper = Stamper(
+        store, AuthorityClient(authority), verify=verifier_for(root), interval=0.01,
+        min_interval=0.5,
+    )  # fmt: skip
+    with stamper, Sequencer(ledger, on_commit=[stamper.notify]) as seq:
+        started = time.monotonic()
+        for i in range(20):
+            seq.append([make_deposit(i)])
+            time.sleep(0.01)
+        elapsed = time.monotonic() - started
+        wait_for(lambda: stamper.lag().entries_waiting == 0)
+    stamped = [h.size for h in store.checkpoints() if store.timestamp(h.size) is not None]
+    assert len(stamped) <= 2 + int(elapsed / 0.5) + 1
+    assert stamped[-1] == 20  # the newest is always stamped in the end
