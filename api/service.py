@@ -12,6 +12,8 @@ import hashlib
 import hmac
 import os
 import secrets
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +37,7 @@ from ledger.tsa import AuthorityClient, HttpTimestampClient, Stamper, TimestampC
 from verifier.admission import Admission
 from verifier.bundle import Bundle
 from verifier.signature import StatementKeys
-from verifier.timestamp import make_request, read_response, verify_token
+from verifier.timestamp import TimestampInfo, make_request, read_response, verify_token
 
 __all__ = ["ROLES", "ApiKey", "ApiKeys", "Service", "ServiceConfig"]
 
@@ -171,6 +173,8 @@ class Service:
     ) -> None:
         self.config = config
         self._closers = list(closers)
+        self._token_cache: OrderedDict[bytes, TimestampInfo] = OrderedDict()
+        self._token_lock = threading.Lock()
         self.store = store
         self.ledger = ledger
         self.registry = registry
@@ -178,6 +182,23 @@ class Service:
         self.stamper = stamper
         self.tsa_roots = tuple(tsa_roots)
         self.api_keys = api_keys
+
+    def check_token(self, token: bytes, digest: bytes) -> TimestampInfo:
+        """:func:`~verifier.timestamp.verify_token` against our TSA roots, remembered: the same
+        token over the same digest always gets the same answer, and checking its chain is the
+        slowest part of a verification."""
+        key = hashlib.sha256(token + digest).digest()
+        with self._token_lock:
+            hit = self._token_cache.get(key)
+            if hit is not None:
+                self._token_cache.move_to_end(key)
+                return hit
+        info = verify_token(token, digest=digest, roots=self.tsa_roots)
+        with self._token_lock:
+            self._token_cache[key] = info
+            while len(self._token_cache) > 4096:
+                self._token_cache.popitem(last=False)
+        return info
 
     @property
     def log_verifier(self) -> NoteVerifier:
