@@ -25,7 +25,7 @@ from ledger.errors import InvalidInput, NotFound, TooLarge
 from ledger.log import now_ms
 from ledger.sequencer import Receipt
 from ledger.tiles import ENTRY_BUNDLE_LEVEL, TILE_WIDTH, parse_tile_path
-from verifier.bundle import VERDICTS_ZH, verify_bundle
+from verifier.bundle import VERDICTS_ZH, present, verify_bundle
 
 from . import problems
 from .problems import Problem
@@ -127,15 +127,17 @@ def create_app(service: Service, *, limits: Limits | None = None) -> FastAPI:
         return loads(data)
 
     def report_sync(index: int, digest: Digest | None, code: DepositCode | None) -> dict[str, Any]:
-        report = verify_bundle(
-            service.bundle(index),
-            log_keys=[service.log_verifier],
-            tsa_roots=service.tsa_roots,
-            digest=digest,
-            code=code,
-            check_token=service.check_token,
-        )
-        out = report.to_object()
+        report = service.reports.get(index)
+        if report is None:
+            report = verify_bundle(
+                service.bundle(index),
+                log_keys=[service.log_verifier],
+                tsa_roots=service.tsa_roots,
+                check_token=service.check_token,
+            )
+            if report.trusted_time is not None and report.verdict == "VERIFIED":
+                service.reports.put(index, report)  # sealed: nothing about it can change
+        out = present(report, digest=digest, code=code).to_object()
         out["index"] = index
         return out
 
@@ -182,21 +184,21 @@ def create_app(service: Service, *, limits: Limits | None = None) -> FastAPI:
                 deposits.append(d)
             return deposits
 
+        def submit() -> Future[list[Receipt]]:
+            deposits = parse()
+            if original is not None:
+                if len(deposits) != 1:
+                    raise InvalidInput("an original comes with exactly one deposit")
+                check_original(deposits[0], original)
+                # Keep the file only for a deposit that will be admitted.
+                if service.sequencer.admit is not None:
+                    service.sequencer.admit(deposits, now_ms())
+                service.store.put_original(deposits[0].statement.digest.index_key, original)
+            return service.sequencer.submit_many(deposits)
+
         # Parsing and signature checks run off the event loop (a batch of thousands takes a
         # while, and cryptography releases the GIL while it verifies).
-        deposits = await run_in_threadpool(parse)
-        if original is not None:
-            if len(deposits) != 1:
-                raise InvalidInput("an original comes with exactly one deposit")
-            check_original(deposits[0], original)
-            # Keep the file only for a deposit that will be admitted.
-            if service.sequencer.admit is not None:
-                await run_in_threadpool(service.sequencer.admit, deposits, now_ms())
-            digest_key = deposits[0].statement.digest.index_key
-            await run_in_threadpool(service.store.put_original, digest_key, original)
-        future: Future[list[Receipt]] = await run_in_threadpool(
-            service.sequencer.submit_many, deposits
-        )
+        future = await run_in_threadpool(submit)
         receipts = await asyncio.wrap_future(future)
 
         def receipt_objects() -> list[dict[str, Any]]:
@@ -217,7 +219,9 @@ def create_app(service: Service, *, limits: Limits | None = None) -> FastAPI:
                 for r in receipts
             ]
 
-        return _json({"receipts": await run_in_threadpool(receipt_objects)}, status=201)
+        if len(receipts) > 64:  # proofs for a big batch: off the event loop
+            return _json({"receipts": await run_in_threadpool(receipt_objects)}, status=201)
+        return _json({"receipts": receipt_objects()}, status=201)
 
     async def deposit_with_original(request: Request) -> tuple[Any, list[bytes]]:
         """Multipart ``deposit`` (the JSON request) and ``file`` (the original), size-limited."""

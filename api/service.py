@@ -35,7 +35,7 @@ from ledger.sequencer import Sequencer
 from ledger.store import Store, open_store
 from ledger.tsa import AuthorityClient, HttpTimestampClient, Stamper, TimestampClient
 from verifier.admission import Admission
-from verifier.bundle import Bundle
+from verifier.bundle import Bundle, Report
 from verifier.signature import StatementKeys
 from verifier.timestamp import TimestampInfo, make_request, read_response, verify_token
 
@@ -155,6 +155,29 @@ class ApiKeys:
         return out
 
 
+class ReportCache:
+    """Verification reports of sealed deposits (time-stamped, every record check passed), by
+    index: such a report never changes, only what a caller presents does (``present``)."""
+
+    def __init__(self, size: int = 65536) -> None:
+        self._items: OrderedDict[int, Report] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, index: int) -> Report | None:
+        with self._lock:
+            report = self._items.get(index)
+            if report is not None:
+                self._items.move_to_end(index)
+            return report
+
+    def put(self, index: int, report: Report) -> None:
+        with self._lock:
+            self._items[index] = report
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+
 class Service:
     """Everything a running depository holds: :meth:`open`, then :meth:`start`, :meth:`close`."""
 
@@ -175,6 +198,7 @@ class Service:
         self._closers = list(closers)
         self._token_cache: OrderedDict[bytes, TimestampInfo] = OrderedDict()
         self._token_lock = threading.Lock()
+        self.reports = ReportCache()
         self.store = store
         self.ledger = ledger
         self.registry = registry

@@ -17,7 +17,7 @@ import base64
 import datetime as dt
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from cryptography import x509
@@ -33,7 +33,7 @@ from .proof import verify_inclusion
 from .signature import load_public_key, verify_statement
 from .timestamp import TimestampInfo, verify_token
 
-__all__ = ["VERDICTS_ZH", "Bundle", "Report", "Step", "verify_bundle"]
+__all__ = ["VERDICTS_ZH", "Bundle", "Report", "Step", "present", "verify_bundle"]
 
 Verdict = Literal["VERIFIED", "MISMATCH", "NOT_FOUND", "INVALID"]
 VERDICTS_ZH: dict[str, str] = {
@@ -210,26 +210,9 @@ def verify_bundle(
     tsa: str | None = None
     if entry is not None:
         statement = entry.statement
-        # 1. The presented file or digest.
-        if digest is None:
-            step("digest", "not_applicable", "no file or digest was presented", "未提供待比对文件")
-        elif digest == statement.digest:
-            step("digest", "passed", "the presented digest equals the deposited one",
-                 "文件摘要与存证摘要一致", alg=digest.alg)  # fmt: skip
-        else:
-            step(
-                "digest", "failed", "the presented file differs from the deposited one",
-                "文件摘要与存证摘要不一致", expected=str(statement.digest), found=str(digest),
-            )  # fmt: skip
-        # 2. Code <-> entry.
+        # 1. The presented file or digest; 2. code <-> entry.
+        steps += _presented(entry, digest, code)
         lh = leaf_hash(bundle.leaf)
-        if code is None:
-            step("code", "passed", f"the entry's code is {entry.code}", "存证编码由记录计算得出")
-        elif code.matches(lh):
-            step("code", "passed", "the deposit code commits to this entry", "存证编码与记录一致")
-        else:
-            step("code", "failed", "the deposit code does not belong to this entry",
-                 "存证编码与记录不符", expected=str(code), found=str(entry.code))  # fmt: skip
         # 3. Depositor signature with a key valid at receipt.
         try:
             if bundle.depositor_key is None:
@@ -311,12 +294,53 @@ def verify_bundle(
             else:
                 step("meta", "failed", "the metadata does not open the commitment",
                      "元数据与承诺值不一致")  # fmt: skip
-    failed = {s.name for s in steps if s.status == "failed"}
-    verdict: Verdict
-    if failed - {"digest"}:
-        verdict = "INVALID"
-    elif "digest" in failed:
-        verdict = "MISMATCH"
+    return Report(_verdict(steps), tuple(steps), entry, cp, trusted, tsa)
+
+
+def _presented(entry: Entry, digest: Digest | None, code: DepositCode | None) -> list[Step]:
+    """Steps 1 and 2: what the caller presented (a digest, a code) against the entry."""
+    statement = entry.statement
+    if digest is None:
+        first = Step(
+            "digest", "not_applicable", "no file or digest was presented", "未提供待比对文件"
+        )
+    elif digest == statement.digest:
+        first = Step("digest", "passed", "the presented digest equals the deposited one",
+                     "文件摘要与存证摘要一致", {"alg": digest.alg})  # fmt: skip
     else:
-        verdict = "VERIFIED"
-    return Report(verdict, tuple(steps), entry, cp, trusted, tsa)
+        first = Step("digest", "failed", "the presented file differs from the deposited one",
+                     "文件摘要与存证摘要不一致",
+                     {"expected": str(statement.digest), "found": str(digest)})  # fmt: skip
+    if code is None:
+        second = Step(
+            "code", "passed", f"the entry's code is {entry.code}", "存证编码由记录计算得出"
+        )
+    elif code.matches(entry.leaf_hash):
+        second = Step(
+            "code", "passed", "the deposit code commits to this entry", "存证编码与记录一致"
+        )
+    else:
+        found = {"expected": str(code), "found": str(entry.code)}
+        second = Step("code", "failed", "the deposit code does not belong to this entry",
+                      "存证编码与记录不符", found)  # fmt: skip
+    return [first, second]
+
+
+def _verdict(steps: Sequence[Step]) -> Verdict:
+    failed = {s.name for s in steps if s.status == "failed"}
+    if failed - {"digest"}:
+        return "INVALID"
+    if "digest" in failed:
+        return "MISMATCH"
+    return "VERIFIED"
+
+
+def present(report: Report, *, digest: Digest | None, code: DepositCode | None) -> Report:
+    """The same record checks with another presented digest or code: the record's own steps
+    (signature, checkpoint, inclusion, time-stamp, meta) do not depend on what is presented,
+    so a server can keep a report and answer each question with this."""
+    if report.entry is None:
+        return report
+    kept = [s for s in report.steps if s.name not in ("digest", "code")]
+    steps = [*_presented(report.entry, digest, code), *kept]
+    return replace(report, verdict=_verdict(steps), steps=tuple(steps))

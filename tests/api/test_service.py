@@ -134,3 +134,21 @@ def test_not_yet_stamped_is_pending_not_invalid(
     report = verify_bundle(bundle, log_keys=[service.log_verifier], tsa_roots=service.tsa_roots)
     assert report.verdict == "VERIFIED"
     assert {s.name: s.status for s in report.steps}["timestamp"] == "pending"
+
+
+def test_a_kept_report_answers_like_a_fresh_one(
+    service: Service, lender: Lender, tmp_path: Path
+) -> None:
+    from verifier.bundle import present
+
+    bundle, digest = make_bundle(service, lender, tmp_path)
+    base = verify_bundle(bundle, log_keys=[service.log_verifier], tsa_roots=service.tsa_roots)
+    code = DepositCode.from_leaf_hash(hashlib.sha256(b"\x00" + bundle.leaf).digest())
+    other = Digest("sha256", bytes(32))
+    for d, c in [(digest, code), (other, code), (None, None), (digest, DepositCode(bytes(10)))]:
+        fresh = verify_bundle(
+            bundle, log_keys=[service.log_verifier], tsa_roots=service.tsa_roots, digest=d, code=c
+        )
+        kept = present(base, digest=d, code=c)
+        assert kept.verdict == fresh.verdict
+        assert kept.to_object() == fresh.to_object()
