@@ -144,7 +144,9 @@ def create_app(service: Service, *, limits: Limits | None = None) -> FastAPI:
     async def report_for(
         index: int, digest: Digest | None, code: DepositCode | None
     ) -> dict[str, Any]:
-        """The verdict, computed off the event loop (signature checks release the GIL)."""
+        """The verdict: from a kept report at once, else computed off the event loop."""
+        if service.reports.get(index) is not None:
+            return report_sync(index, digest, code)
         return await run_in_threadpool(report_sync, index, digest, code)
 
     v1 = APIRouter(prefix="/v1")
