@@ -90,13 +90,15 @@ def test_every_tampering_is_invalid(service: Service, lender: Lender, tmp_path: 
     bundle, digest = make_bundle(service, lender, tmp_path)
     replace = dataclasses.replace
     flipped_leaf = bundle.leaf.replace(b'"size":', b'"size":1', 1)
+    token = bundle.timestamp
+    assert token is not None
     tampered = {
         "leaf": replace(bundle, leaf=flipped_leaf),
         "proof": replace(bundle, proof=(bytes(32), *bundle.proof[1:])) if bundle.proof else None,
         "tree_size": replace(bundle, tree_size=bundle.tree_size + 1),
         "index": replace(bundle, index=bundle.index + 1),
         "checkpoint": replace(bundle, checkpoint=bundle.checkpoint.replace(b"\n1\n", b"\n2\n", 1)),
-        "timestamp": replace(bundle, timestamp=bundle.timestamp[:-1] + b"\x00"),  # type: ignore[index]
+        "timestamp": replace(bundle, timestamp=token[:-1] + bytes([token[-1] ^ 1])),
         "key": replace(bundle, depositor_key=lender_other_key()),
         "revoked": replace(bundle, key_window=(0, None, 1)),
         "meta": replace(bundle, meta=bundle.meta.replace(b"HT1", b"HT2")),  # type: ignore[union-attr]
