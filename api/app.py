@@ -8,7 +8,7 @@ import asyncio
 import base64
 import hashlib
 import struct
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -75,6 +75,28 @@ class VerifyIn(BaseModel):
     digest: str | None = Field(None, description="alg:hex, e.g. sha256:9f86…")
 
 
+def refuse_declared(request: Request, limit: int, message: str) -> None:
+    """Refuse early a body whose declared length is already too large."""
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise TooLarge(message, limit=limit)
+
+
+async def limited(chunks: AsyncIterator[bytes], limit: int, message: str) -> AsyncIterator[bytes]:
+    """Pass chunks on until more than ``limit`` bytes have come, then refuse."""
+    size = 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge(message, limit=limit)
+        yield chunk
+
+
+async def upload_chunks(upload: UploadFile) -> AsyncIterator[bytes]:
+    while chunk := await upload.read(1 << 20):
+        yield chunk
+
+
 def create_app(service: Service, *, limits: Limits | None = None) -> FastAPI:
     """The ASGI app. The service is started and closed by whoever runs the app."""
     app = FastAPI(
@@ -116,15 +138,11 @@ def create_app(service: Service, *, limits: Limits | None = None) -> FastAPI:
         return check
 
     async def body_json(request: Request) -> Any:
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
-            raise TooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes")
-        data = b""
-        async for chunk in request.stream():
-            data += chunk
-            if len(data) > MAX_BODY_BYTES:
-                raise TooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes")
-        return loads(data)
+        message = f"the body is larger than {MAX_BODY_BYTES} bytes"
+        refuse_declared(request, MAX_BODY_BYTES, message)
+        return loads(
+            b"".join([c async for c in limited(request.stream(), MAX_BODY_BYTES, message)])
+        )
 
     def report_sync(index: int, digest: Digest | None, code: DepositCode | None) -> dict[str, Any]:
         report = service.reports.get(index)
@@ -227,20 +245,14 @@ def create_app(service: Service, *, limits: Limits | None = None) -> FastAPI:
 
     async def deposit_with_original(request: Request) -> tuple[Any, list[bytes]]:
         """Multipart ``deposit`` (the JSON request) and ``file`` (the original), size-limited."""
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > MAX_ORIGINAL_BYTES + 65536:
-            raise TooLarge(f"originals up to {MAX_ORIGINAL_BYTES} bytes are kept")
+        message = f"originals up to {MAX_ORIGINAL_BYTES} bytes are kept"
+        refuse_declared(request, MAX_ORIGINAL_BYTES + MAX_BODY_BYTES, message)
         form = await request.form(max_files=1, max_fields=2, max_part_size=MAX_BODY_BYTES)
         try:
             deposit_text, upload = form.get("deposit"), form.get("file")
             if not isinstance(deposit_text, str) or not isinstance(upload, UploadFile):
                 raise InvalidInput("send the fields 'deposit' (JSON) and 'file' (the original)")
-            chunks, size = [], 0
-            while chunk := await upload.read(1 << 20):
-                size += len(chunk)
-                if size > MAX_ORIGINAL_BYTES:
-                    raise TooLarge(f"originals up to {MAX_ORIGINAL_BYTES} bytes are kept")
-                chunks.append(chunk)
+            chunks = [c async for c in limited(upload_chunks(upload), MAX_ORIGINAL_BYTES, message)]
         finally:
             await form.close()
         return loads(deposit_text), chunks
@@ -321,9 +333,8 @@ def create_app(service: Service, *, limits: Limits | None = None) -> FastAPI:
         """Public: multipart ``file`` (and optional ``code``), hashed on the server with the
         deposit's own algorithm (SHA-256 when no code is given). At most 1 GiB; the file is
         not kept. Prefer hashing in the browser: the file then never leaves the court."""
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > MAX_VERIFY_UPLOAD:
-            raise TooLarge(f"files up to {MAX_VERIFY_UPLOAD} bytes can be checked here")
+        message = f"files up to {MAX_VERIFY_UPLOAD} bytes can be checked here"
+        refuse_declared(request, MAX_VERIFY_UPLOAD + 65536, message)
         form = await request.form(max_files=1, max_fields=4)
         try:
             upload = form.get("file")
@@ -339,11 +350,7 @@ def create_app(service: Service, *, limits: Limits | None = None) -> FastAPI:
                     index = indexes[0]
                     alg = parse_entry(service.ledger.entry(index)).statement.digest.alg
             h = hashlib.new(alg)
-            size = 0
-            while chunk := await upload.read(1 << 20):
-                size += len(chunk)
-                if size > MAX_VERIFY_UPLOAD:
-                    raise TooLarge(f"files up to {MAX_VERIFY_UPLOAD} bytes can be checked here")
+            async for chunk in limited(upload_chunks(upload), MAX_VERIFY_UPLOAD, message):
                 h.update(chunk)
         finally:
             await form.close()

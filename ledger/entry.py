@@ -43,6 +43,7 @@ __all__ = [
     "Signature",
     "Statement",
     "build_entry",
+    "canonical_meta",
     "digest_file",
     "format_time",
     "meta_commitment",
@@ -380,6 +381,23 @@ def _b64decode(text: str, error: type[InvalidInput], what: str) -> bytes:
         raise error(f"{what} is not valid base64") from exc
 
 
+def canonical_meta(meta: Any) -> bytes:
+    """JCS of private metadata, checked: a JSON object of at most ``MAX_META_BYTES``."""
+    if not isinstance(meta, dict):
+        raise InvalidMeta("meta must be a JSON object")
+    try:
+        canonical = jcs(meta)
+    except InvalidInput as exc:
+        raise InvalidMeta(f"meta {exc.message}") from exc
+    if len(canonical) > MAX_META_BYTES:
+        raise TooLarge(
+            f"meta is {len(canonical)} bytes, at most {MAX_META_BYTES} allowed",
+            got=len(canonical),
+            limit=MAX_META_BYTES,
+        )
+    return canonical
+
+
 def meta_commitment(salt: bytes, meta: dict[str, Any]) -> str:
     """hex(SHA-256(salt ‖ JCS(meta))): the statement's commitment to its private metadata."""
     return hashlib.sha256(salt + jcs(meta)).hexdigest()
@@ -419,20 +437,9 @@ class Deposit:
         if (meta is None) != (salt is None):
             raise InvalidMeta("meta and salt are given together or not at all")
         if meta is not None and salt is not None:
-            if not isinstance(meta, dict):
-                raise InvalidMeta("meta must be a JSON object")
+            canonical = canonical_meta(meta)
             if not isinstance(salt, bytes) or len(salt) != SALT_BYTES:
                 raise InvalidMeta(f"salt must be {SALT_BYTES} random bytes")
-            try:
-                canonical = jcs(meta)
-            except InvalidInput as exc:
-                raise InvalidMeta(f"meta {exc.message}") from exc
-            if len(canonical) > MAX_META_BYTES:
-                raise TooLarge(
-                    f"meta is {len(canonical)} bytes, at most {MAX_META_BYTES} allowed",
-                    got=len(canonical),
-                    limit=MAX_META_BYTES,
-                )
             if hashlib.sha256(salt + canonical).hexdigest() != statement.meta_commitment:
                 raise InvalidMeta(
                     "meta and salt do not open the statement's meta_commitment",

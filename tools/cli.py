@@ -56,7 +56,26 @@ def _quick_defaults(
     return swap
 
 
-_quick = _quick_defaults(_QUICK)
+def _bench_options(
+    *, quick: Mapping[str, object], quick_help: str, json_default: str, dir_help: str
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """The options every benchmark has: ``--quick``, ``--json`` and ``--dir``."""
+
+    def add(command: Callable[..., None]) -> Callable[..., None]:
+        options = [
+            click.option("--quick", is_flag=True, is_eager=True, expose_value=False,
+                         callback=_quick_defaults(quick), help=quick_help),
+            click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+                         default=Path(json_default), show_default=True,
+                         help="Where to write the figures as JSON."),
+            click.option("--dir", "work_dir", type=click.Path(file_okay=False, path_type=Path),
+                         default=None, help=dir_help),
+        ]  # fmt: skip
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return add
 
 
 def _sizes(_ctx: click.Context, _param: click.Parameter, text: str) -> tuple[int, ...]:
@@ -107,28 +126,11 @@ def _sizes(_ctx: click.Context, _param: click.Parameter, text: str) -> tuple[int
     show_default=True,
     help="Sequencer max_batch (deposits per block at most).",
 )
-@click.option(
-    "--quick",
-    is_flag=True,
-    is_eager=True,
-    expose_value=False,
-    callback=_quick,
-    help="Small sizes, for tests: appends 5000, sizes 1000,20000, proofs 500, single 50.",
-)
-@click.option(
-    "--json",
-    "json_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("bench-results/ledger.json"),
-    show_default=True,
-    help="Where to write the figures as JSON.",
-)
-@click.option(
-    "--dir",
-    "work_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Directory for the temporary stores (default: the system's).",
+@_bench_options(
+    quick=_QUICK,
+    quick_help="Small sizes, for tests: appends 5000, sizes 1000,20000, proofs 500, single 50.",
+    json_default="bench-results/ledger.json",
+    dir_help="Directory for the temporary stores (default: the system's).",
 )
 def bench_ledger(
     appends: int,
@@ -201,28 +203,11 @@ def bench_ledger(
     show_default=True,
     help="Timed rounds after one warm-up pass; the median round is reported.",
 )
-@click.option(
-    "--quick",
-    is_flag=True,
-    is_eager=True,
-    expose_value=False,
-    callback=_quick_defaults(_CRYPTO_QUICK),
-    help="Small sizes, for tests: statements 50, batch 50, tokens 20, rounds 1.",
-)
-@click.option(
-    "--json",
-    "json_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("bench-results/crypto.json"),
-    show_default=True,
-    help="Where to write the figures as JSON.",
-)
-@click.option(
-    "--dir",
-    "work_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Directory for the TSA's temporary serial files (default: the system's).",
+@_bench_options(
+    quick=_CRYPTO_QUICK,
+    quick_help="Small sizes, for tests: statements 50, batch 50, tokens 20, rounds 1.",
+    json_default="bench-results/crypto.json",
+    dir_help="Directory for the TSA's temporary serial files (default: the system's).",
 )
 def bench_crypto(
     statements: int,
@@ -329,28 +314,11 @@ def bench_crypto(
     show_default=True,
     help="wrk threads (at most the smallest connection count).",
 )
-@click.option(
-    "--quick",
-    is_flag=True,
-    is_eager=True,
-    expose_value=False,
-    callback=_quick_defaults(_HTTP_QUICK),
-    help="Short, for tests: 1 s phases, batch 50, codes 20, raw signatures 200, rounds 1.",
-)
-@click.option(
-    "--json",
-    "json_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("bench-results/http.json"),
-    show_default=True,
-    help="Where to write the figures as JSON.",
-)
-@click.option(
-    "--dir",
-    "work_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Directory for the server's temporary data and the wrk scripts (default: the system's).",
+@_bench_options(
+    quick=_HTTP_QUICK,
+    quick_help="Short, for tests: 1 s phases, batch 50, codes 20, raw signatures 200, rounds 1.",
+    json_default="bench-results/http.json",
+    dir_help="Where the server's temporary data and the wrk scripts go (default: the system's).",
 )
 def bench_http(
     seconds: int,

@@ -35,24 +35,20 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
-from ledger.canonical import jcs
 from ledger.entry import (
-    MAX_META_BYTES,
     SALT_BYTES,
     SIGNATURE_ALGORITHMS,
     Signature,
     Statement,
+    canonical_meta,
     digest_file,
     format_time,
     meta_commitment,
 )
 from ledger.errors import (
-    InvalidInput,
     InvalidKey,
-    InvalidMeta,
     InvalidSignatureField,
     SignatureInvalid,
-    TooLarge,
 )
 from verifier.signature import (
     _SM2_ALGORITHM_ID,
@@ -230,18 +226,7 @@ def build_statement(
     ``salt`` and send them with the deposit. ``media_type`` defaults to a guess from the file
     name (``application/octet-stream`` if none); ``captured_at`` to now, from this clock.
     """
-    if not isinstance(meta, dict):
-        raise InvalidMeta("meta must be a JSON object")
-    try:
-        canonical = jcs(meta)
-    except InvalidInput as exc:
-        raise InvalidMeta(f"meta {exc.message}") from exc
-    if len(canonical) > MAX_META_BYTES:
-        raise TooLarge(
-            f"meta is {len(canonical)} bytes, at most {MAX_META_BYTES} allowed",
-            got=len(canonical),
-            limit=MAX_META_BYTES,
-        )
+    canonical_meta(meta)  # refuse bad metadata before reading the file
     path = os.fspath(path)
     size = os.stat(path).st_size
     digest = digest_file(path, digest_alg)
