@@ -183,6 +183,13 @@ def format_time(ms: int) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
 
+def _check_size(what: str, data: bytes, limit: int) -> None:
+    if len(data) > limit:
+        raise TooLarge(
+            f"{what} is {len(data)} bytes, at most {limit} allowed", got=len(data), limit=limit
+        )
+
+
 def _check_time(value: Any, field: str) -> str:
     if not isinstance(value, str) or _RFC3339.fullmatch(value) is None:
         raise InvalidStatement(
@@ -216,12 +223,7 @@ class Statement:
         """Validate a statement given as bytes; they must be its RFC 8785 canonical form."""
         if not isinstance(raw, bytes | bytearray):
             raise InvalidStatement("a statement is given as its canonical JSON bytes")
-        if len(raw) > MAX_STATEMENT_BYTES:
-            raise TooLarge(
-                f"statement is {len(raw)} bytes, at most {MAX_STATEMENT_BYTES} allowed",
-                got=len(raw),
-                limit=MAX_STATEMENT_BYTES,
-            )
+        _check_size("statement", raw, MAX_STATEMENT_BYTES)
         try:
             obj = loads(raw)
         except InvalidInput as exc:
@@ -289,12 +291,7 @@ class Statement:
                 field="meta_commitment",
             )
         raw = jcs(obj)
-        if len(raw) > MAX_STATEMENT_BYTES:
-            raise TooLarge(
-                f"statement is {len(raw)} bytes, at most {MAX_STATEMENT_BYTES} allowed",
-                got=len(raw),
-                limit=MAX_STATEMENT_BYTES,
-            )
+        _check_size("statement", raw, MAX_STATEMENT_BYTES)
         key = digest.index_key + hashlib.sha256(raw).digest()[:16]
         return cls(raw, depositor, kind, digest, size, media_type, captured_at, commitment, key)
 
@@ -389,12 +386,7 @@ def canonical_meta(meta: Any) -> bytes:
         canonical = jcs(meta)
     except InvalidInput as exc:
         raise InvalidMeta(f"meta {exc.message}") from exc
-    if len(canonical) > MAX_META_BYTES:
-        raise TooLarge(
-            f"meta is {len(canonical)} bytes, at most {MAX_META_BYTES} allowed",
-            got=len(canonical),
-            limit=MAX_META_BYTES,
-        )
+    _check_size("meta", canonical, MAX_META_BYTES)
     return canonical
 
 
@@ -449,12 +441,7 @@ class Deposit:
         if tst is not None:
             if not isinstance(tst, bytes) or not tst:
                 raise InvalidInput("tst must be the DER bytes of an RFC 3161 token")
-            if len(tst) > MAX_TOKEN_BYTES:
-                raise TooLarge(
-                    f"tst is {len(tst)} bytes, at most {MAX_TOKEN_BYTES} allowed",
-                    got=len(tst),
-                    limit=MAX_TOKEN_BYTES,
-                )
+            _check_size("tst", tst, MAX_TOKEN_BYTES)
         return cls(statement, sig, stored_meta, tst)
 
     @classmethod
@@ -518,12 +505,7 @@ def build_entry(deposit: Deposit, received_at: str) -> bytes:
         parts += (b',"tst":"', base64.b64encode(deposit.tst), b'"')
     parts.append(b"}")
     leaf = b"".join(parts)
-    if len(leaf) > MAX_ENTRY_BYTES:
-        raise TooLarge(
-            f"entry is {len(leaf)} bytes, at most {MAX_ENTRY_BYTES} allowed",
-            got=len(leaf),
-            limit=MAX_ENTRY_BYTES,
-        )
+    _check_size("entry", leaf, MAX_ENTRY_BYTES)
     return leaf
 
 
@@ -548,8 +530,7 @@ class Entry:
 
 def parse_entry(leaf: bytes) -> Entry:
     """Parse and fully validate a leaf; it must be canonical too."""
-    if len(leaf) > MAX_ENTRY_BYTES:
-        raise TooLarge(f"entry is {len(leaf)} bytes, at most {MAX_ENTRY_BYTES} allowed")
+    _check_size("entry", leaf, MAX_ENTRY_BYTES)
     obj = loads(leaf)
     if (
         not isinstance(obj, dict)
