@@ -637,5 +637,141 @@ def serve(
         service.close()
 
 
+EXIT_CODES = {"VERIFIED": 0, "MISMATCH": 3, "NOT_FOUND": 4, "INVALID": 5}
+"""``cunzheng verify`` exit status per verdict (1 and 2 stay click's: failure, usage)."""
+_MARKS = {"passed": "✓", "failed": "✗", "not_applicable": "–", "pending": "…"}
+
+
+@main.command("verify")
+@click.argument(
+    "file", required=False, type=click.Path(dir_okay=False, exists=True, path_type=Path)
+)
+@click.option(
+    "--bundle",
+    "bundle_path",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="An offline bundle (JSON) to check; no server needed.",
+)
+@click.option(
+    "--server",
+    default=None,
+    help="Fetch the bundle of --code from this cunzheng URL (then check it here).",
+)
+@click.option(
+    "--api-key",
+    envvar="CUNZHENG_API_KEY",
+    default=None,
+    help="For --server: a judge, auditor or depositor key (env CUNZHENG_API_KEY).",
+)
+@click.option(
+    "--code", default=None, help="The deposit code you were given (checked against the entry)."
+)
+@click.option("--digest", default=None, help="alg:hex of the evidence, instead of FILE.")
+@click.option("--log-key", required=True, help="The log's verifier key (C2SP vkey) you trust.")
+@click.option(
+    "--tsa-root",
+    "tsa_roots",
+    multiple=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="PEM root certificate of a TSA you trust (repeatable).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def verify(
+    file: Path | None,
+    bundle_path: Path | None,
+    server: str | None,
+    api_key: str | None,
+    code: str | None,
+    digest: str | None,
+    log_key: str,
+    tsa_roots: tuple[Path, ...],
+    as_json: bool,
+) -> None:
+    """Check one deposit, trusting only the keys given: VERIFIED 核验通过 (exit 0), MISMATCH
+    比对结果不一致 (3), NOT_FOUND 尚未存证 (4), INVALID (5)."""
+    from cryptography import x509
+
+    from ledger.checkpoint import NoteVerifier
+    from ledger.code import parse_code
+    from ledger.entry import Digest, digest_file, parse_entry
+    from ledger.errors import CunzhengError
+    from verifier.bundle import VERDICTS_ZH, Bundle, verify_bundle
+
+    try:
+        if (bundle_path is None) == (server is None):
+            raise click.UsageError("give either --bundle FILE or --server URL (with --code)")
+        if file is not None and digest is not None:
+            raise click.UsageError("give FILE or --digest, not both")
+        parsed_code = parse_code(code) if code else None
+        verifier = NoteVerifier.parse(log_key)
+        roots = [x509.load_pem_x509_certificate(p.read_bytes()) for p in tsa_roots]
+        if bundle_path is not None:
+            raw = json.loads(bundle_path.read_text(encoding="utf-8"))
+        else:
+            if parsed_code is None:
+                raise click.UsageError("--server needs --code")
+            raw = _fetch_bundle(str(server), str(parsed_code), api_key)
+            if raw is None:
+                _report_not_found(as_json, str(parsed_code), VERDICTS_ZH["NOT_FOUND"])
+                sys.exit(EXIT_CODES["NOT_FOUND"])
+        bundle = Bundle.from_object(raw)
+        presented = Digest.parse(digest) if digest else None
+        if file is not None:
+            alg = parse_entry(bundle.leaf).statement.digest.alg
+            presented = digest_file(str(file), alg)
+        report = verify_bundle(
+            bundle, log_keys=[verifier], tsa_roots=roots, digest=presented, code=parsed_code
+        )
+    except CunzhengError as exc:
+        raise click.ClickException(f"{exc.message} ({exc.title_zh})") from exc
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    obj = report.to_object()
+    if as_json:
+        click.echo(json.dumps(obj, ensure_ascii=False, indent=2))
+    else:
+        click.echo(f"{obj['verdict_zh']}  {obj['verdict']}")
+        click.echo(f"  code 存证编码:       {obj['code']}")
+        click.echo(f"  depositor 存证方:    {obj['depositor']}")
+        click.echo(f"  kind 证据类型:       {obj['kind_zh']} ({obj['kind']})")
+        trusted = obj["trusted_time"] or "pending 待签发"
+        click.echo(f"  trusted time 可信时间: {trusted}  {obj['tsa'] or ''}")
+        for step in obj["steps"]:
+            mark = _MARKS[step["status"]]
+            click.echo(f"  {mark} {step['step']:<10} {step['message_zh']} / {step['message']}")
+    sys.exit(EXIT_CODES[report.verdict])
+
+
+def _fetch_bundle(server: str, code: str, api_key: str | None) -> object | None:
+    """GET the bundle from a cunzheng server; ``None`` if it has no such deposit."""
+    import urllib.error
+    import urllib.request
+
+    url = server.rstrip("/") + f"/v1/deposits/{code}/bundle"
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as r:  # noqa: S310
+            bundle: object = json.loads(r.read())
+            return bundle
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return None
+        raise click.ClickException(f"{url}: HTTP {exc.code} {exc.read()[:300]!r}") from exc
+    except urllib.error.URLError as exc:
+        raise click.ClickException(f"{url}: {exc.reason}") from exc
+
+
+def _report_not_found(as_json: bool, code: str, zh: str) -> None:
+    if as_json:
+        click.echo(
+            json.dumps(
+                {"verdict": "NOT_FOUND", "verdict_zh": zh, "code": code, "steps": []},
+                ensure_ascii=False,
+            )
+        )
+    else:
+        click.echo(f"{zh}  NOT_FOUND  {code}")
+
+
 if __name__ == "__main__":
     main()
