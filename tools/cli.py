@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import click
 from cryptography.hazmat.primitives import hashes
@@ -54,6 +55,25 @@ def _quick_defaults(
         return quick
 
     return swap
+
+
+def _run_and_report(
+    run: Callable[..., Any], config: Any, machine: Mapping[str, Any], json_path: Path
+) -> None:
+    """Run a benchmark, print its table and write its figures as JSON."""
+    from rich.console import Console
+
+    from .bench import render
+
+    # The table is about 100 columns wide; Rich assumes 80 when output is not a terminal.
+    console = Console(width=None if sys.stdout.isatty() else 120)
+    status = Console(stderr=True, log_path=False)
+    report = run(config, log=status.log)
+    render(report, console)
+    document = report.to_json(machine=dict(machine), parameters=config.to_json())
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    console.print(f"figures written to {json_path}")
 
 
 def _bench_options(
@@ -145,9 +165,8 @@ def bench_ledger(
     """Appends/s, their RocksDB and hashing ceilings, proofs/s by tree size, tree bytes per leaf,
     and pymerkle side by side."""
     # Imported here so that the rest of the command line does not load the benchmark.
-    from rich.console import Console
 
-    from .bench import HUGE_SIZE, BenchConfig, machine_info, render, run_ledger_bench
+    from .bench import HUGE_SIZE, BenchConfig, machine_info, run_ledger_bench
 
     if huge:
         sizes = tuple(sorted({*sizes, HUGE_SIZE}))
@@ -162,16 +181,8 @@ def bench_ledger(
         work_dir=work_dir,
     )
 
-    # The table is about 100 columns wide; Rich assumes 80 when output is not a terminal.
-    console = Console(width=None if sys.stdout.isatty() else 120)
-    status = Console(stderr=True, log_path=False)
     machine = machine_info()  # before the run: the revision measured is the one imported
-    report = run_ledger_bench(config, log=status.log)
-    render(report, console)
-    document = report.to_json(machine=machine, parameters=config.to_json())
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
-    console.print(f"figures written to {json_path}")
+    _run_and_report(run_ledger_bench, config, machine, json_path)
 
 
 @bench.command("crypto")
@@ -219,9 +230,8 @@ def bench_crypto(
 ) -> None:
     """Signature verifications/s and registry admissions/s per depositor algorithm, and RFC 3161
     tokens stamped and verified per second, each beside the raw library call."""
-    from rich.console import Console
 
-    from .bench import CRYPTO_PACKAGES, CryptoConfig, machine_info, render, run_crypto_bench
+    from .bench import CRYPTO_PACKAGES, CryptoConfig, machine_info, run_crypto_bench
 
     if work_dir is not None:
         work_dir.mkdir(parents=True, exist_ok=True)
@@ -232,15 +242,8 @@ def bench_crypto(
         rounds=rounds,
         work_dir=work_dir,
     )
-    console = Console(width=None if sys.stdout.isatty() else 120)
-    status = Console(stderr=True, log_path=False)
     machine = machine_info(CRYPTO_PACKAGES)
-    report = run_crypto_bench(config, log=status.log)
-    render(report, console)
-    document = report.to_json(machine=machine, parameters=config.to_json())
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
-    console.print(f"figures written to {json_path}")
+    _run_and_report(run_crypto_bench, config, machine, json_path)
 
 
 @bench.command("http")
@@ -337,7 +340,6 @@ def bench_http(
     """The served API under wrk: single deposits/s, batched deposits/s and verify-by-code
     requests/s with their latencies, beside a trivial endpoint on the same server and the raw
     signature-verify ceiling. Needs wrk (apt-get install -y wrk)."""
-    from rich.console import Console
 
     from .bench import (
         HTTP_PACKAGES,
@@ -345,7 +347,6 @@ def bench_http(
         WrkMissing,
         find_wrk,
         machine_info,
-        render,
         run_http_bench,
         wrk_version,
     )
@@ -374,15 +375,8 @@ def bench_http(
         wrk_threads=wrk_threads,
         work_dir=work_dir,
     )
-    console = Console(width=None if sys.stdout.isatty() else 120)
-    status = Console(stderr=True, log_path=False)
     machine = machine_info(HTTP_PACKAGES) | {"wrk": wrk_version(wrk)}
-    report = run_http_bench(config, log=status.log)
-    render(report, console)
-    document = report.to_json(machine=machine, parameters=config.to_json())
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
-    console.print(f"figures written to {json_path}")
+    _run_and_report(run_http_bench, config, machine, json_path)
 
 
 @main.group()
