@@ -767,5 +767,66 @@ def _report_not_found(as_json: bool, code: str, zh: str) -> None:
         click.echo(f"{zh}  NOT_FOUND  {code}")
 
 
+@main.command("audit")
+@click.option(
+    "--store",
+    "store_dir",
+    required=True,
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="A ledger store directory (opened read-only; a copy or a backup is fine).",
+)
+@click.option("--log-key", required=True, help="The log's verifier key (C2SP vkey) you trust.")
+@click.option(
+    "--tsa-root",
+    "tsa_roots",
+    multiple=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="PEM root certificate of a TSA you trust (repeatable).",
+)
+@click.option("--collect", is_flag=True, help="Report every divergence, not only the first.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def audit_command(
+    store_dir: Path, log_key: str, tsa_roots: tuple[Path, ...], collect: bool, as_json: bool
+) -> None:
+    """Replay the whole ledger and check every root, link, signature, token and index.
+    Exit 0 when clean, 6 when anything diverges."""
+    from cryptography import x509
+    from rich.progress import Progress
+
+    from ledger.checkpoint import NoteVerifier
+    from ledger.errors import CunzhengError
+    from ledger.storage.rocksdb import RocksStore
+    from verifier.audit import audit
+
+    try:
+        verifier = NoteVerifier.parse(log_key)
+        roots = [x509.load_pem_x509_certificate(p.read_bytes()) for p in tsa_roots]
+        store = RocksStore(store_dir, read_only=True)
+    except (CunzhengError, ValueError, OSError) as exc:
+        raise click.ClickException(getattr(exc, "message", str(exc))) from exc
+    try:
+        with Progress(disable=as_json or not sys.stderr.isatty(), transient=True) as bar:
+            task = bar.add_task("replaying", total=None)
+
+            def progress(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            report = audit(store, log_key=verifier, tsa_roots=roots, collect=collect,
+                           progress=progress)  # fmt: skip
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps(report.to_object(), ensure_ascii=False, indent=2))
+    else:
+        verdict = "clean 审计通过" if report.clean else "DIVERGENT 发现不一致"
+        click.echo(
+            f"{verdict}: {report.entries} entries, {report.checkpoints} checkpoints, "
+            f"{report.timestamps} time-stamps"
+        )
+        for d in report.divergences:
+            click.echo(f"  {d.where}: {d.what}: expected {d.expected}, found {d.found}")
+    sys.exit(0 if report.clean else 6)
+
+
 if __name__ == "__main__":
     main()
