@@ -661,7 +661,7 @@ _MARKS = {"passed": "✓", "failed": "✗", "not_applicable": "–", "pending": 
     "--code", default=None, help="The deposit code you were given (checked against the entry)."
 )
 @click.option("--digest", default=None, help="alg:hex of the evidence, instead of FILE.")
-@click.option("--log-key", required=True, help="The log's verifier key (C2SP vkey) you trust.")
+@click.option("--log-key", default=None, help="The log's verifier key (C2SP vkey) you trust.")
 @click.option(
     "--tsa-root",
     "tsa_roots",
@@ -670,6 +670,18 @@ _MARKS = {"passed": "✓", "failed": "✗", "not_applicable": "–", "pending": 
     help="PEM root certificate of a TSA you trust (repeatable).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option(
+    "--audit-report",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Check a signed audit report instead of a deposit.",
+)
+@click.option(
+    "--auditor-key",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="With --audit-report: the auditor's Ed25519 public key (PEM) that must have signed it.",
+)
 def verify(
     file: Path | None,
     bundle_path: Path | None,
@@ -677,9 +689,11 @@ def verify(
     api_key: str | None,
     code: str | None,
     digest: str | None,
-    log_key: str,
+    log_key: str | None,
     tsa_roots: tuple[Path, ...],
     as_json: bool,
+    audit_report: Path | None,
+    auditor_key: Path | None,
 ) -> None:
     """Check one deposit, trusting only the keys given: VERIFIED 核验通过 (exit 0), MISMATCH
     比对结果不一致 (3), NOT_FOUND 尚未存证 (4), INVALID (5)."""
@@ -691,6 +705,11 @@ def verify(
     from ledger.errors import CunzhengError
     from verifier.bundle import VERDICTS_ZH, Bundle, verify_bundle
 
+    if audit_report is not None:
+        _verify_audit_report(audit_report, auditor_key, as_json)
+        return
+    if log_key is None:
+        raise click.UsageError("--log-key is needed to check a deposit")
     try:
         if (bundle_path is None) == (server is None):
             raise click.UsageError("give either --bundle FILE or --server URL (with --code)")
@@ -734,6 +753,61 @@ def verify(
             mark = _MARKS[step["status"]]
             click.echo(f"  {mark} {step['step']:<10} {step['message_zh']} / {step['message']}")
     sys.exit(EXIT_CODES[report.verdict])
+
+
+def _write_signed_report(
+    report: Any, sign_key: Path, auditor: str, log_key: str, out: Path
+) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    from ledger.entry import format_time
+    from ledger.log import now_ms
+    from verifier.audit import sign_report
+
+    key = load_pem_private_key(sign_key.read_bytes(), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise click.ClickException(f"{sign_key} is not an Ed25519 private key")
+    signed = sign_report(
+        report, auditor=auditor, key=key, log_vkey=log_key, audited_at=format_time(now_ms())
+    )
+    out.write_text(json.dumps(signed, ensure_ascii=False, indent=2) + "\n")
+    click.echo(f"signed audit report written to {out}", err=True)
+
+
+def _verify_audit_report(path: Path, auditor_key: Path | None, as_json: bool) -> None:
+    """Check a signed audit report: exit 0 if signed and clean, 6 if signed but divergent."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from cryptography.hazmat.primitives.serialization import (
+        Encoding,
+        PublicFormat,
+        load_pem_public_key,
+    )
+
+    from ledger.errors import CunzhengError
+    from verifier.audit import verify_report
+
+    pinned = None
+    if auditor_key is not None:
+        public = load_pem_public_key(auditor_key.read_bytes())
+        if not isinstance(public, Ed25519PublicKey):
+            raise click.ClickException(f"{auditor_key} is not an Ed25519 public key")
+        pinned = public.public_bytes(Encoding.Raw, PublicFormat.Raw)
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        report = verify_report(document, auditor_key=pinned)
+    except (CunzhengError, ValueError) as exc:
+        click.echo(f"INVALID  {getattr(exc, 'message', exc)}")
+        sys.exit(EXIT_CODES["INVALID"])
+    if as_json:
+        click.echo(json.dumps(document, ensure_ascii=False, indent=2))
+    else:
+        state = "clean 审计通过" if report["clean"] else "DIVERGENT 发现不一致"
+        click.echo(
+            f"signature valid 签名有效: {document['auditor']}, {document['audited_at']}: "
+            f"{state}, {report['entries']} entries up to tree size {report['tree_size']}"
+        )
+    sys.exit(0 if report["clean"] else 6)
 
 
 def _fetch_bundle(server: str, code: str, api_key: str | None) -> object | None:
@@ -785,8 +859,34 @@ def _report_not_found(as_json: bool, code: str, zh: str) -> None:
 )
 @click.option("--collect", is_flag=True, help="Report every divergence, not only the first.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option(
+    "--sign-key",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="The auditor's Ed25519 private key (PEM): also write a signed report.",
+)
+@click.option(
+    "--auditor",
+    default="auditor",
+    show_default=True,
+    help="Who audits, as named in the signed report.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("audit-report.json"),
+    show_default=True,
+    help="Where the signed report goes.",
+)
 def audit_command(
-    store_dir: Path, log_key: str, tsa_roots: tuple[Path, ...], collect: bool, as_json: bool
+    store_dir: Path,
+    log_key: str,
+    tsa_roots: tuple[Path, ...],
+    collect: bool,
+    as_json: bool,
+    sign_key: Path | None,
+    auditor: str,
+    out: Path,
 ) -> None:
     """Replay the whole ledger and check every root, link, signature, token and index.
     Exit 0 when clean, 6 when anything diverges."""
@@ -815,6 +915,8 @@ def audit_command(
                            progress=progress)  # fmt: skip
     finally:
         store.close()
+    if sign_key is not None:
+        _write_signed_report(report, sign_key, auditor, log_key, out)
     if as_json:
         click.echo(json.dumps(report.to_object(), ensure_ascii=False, indent=2))
     else:

@@ -13,6 +13,7 @@ fetcher); this module imports no storage engine.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 from collections.abc import Callable, Iterator, Sequence
@@ -20,18 +21,21 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from ledger.canonical import loads
+from ledger.canonical import jcs, loads
 from ledger.checkpoint import Checkpoint, NoteVerifier, open_checkpoint, split_note
 from ledger.entry import parse_entry
-from ledger.errors import CunzhengError
+from ledger.errors import CunzhengError, InvalidInput, SignatureInvalid
 from ledger.merkle import EMPTY_ROOT, leaf_hash
 from ledger.tiles import TiledTree, TileID
 
 from .signature import load_public_key, verify_statement
 from .timestamp import verify_token
 
-__all__ = ["AuditReport", "AuditSource", "Divergence", "audit"]
+__all__ = ["AuditReport", "AuditSource", "Divergence", "audit", "sign_report", "verify_report"]
 
 BATCH = 4096
 
@@ -65,6 +69,9 @@ class AuditReport:
     entries: int = 0
     checkpoints: int = 0
     timestamps: int = 0
+    tree_size: int = 0
+    """Size of the last checkpoint replayed."""
+    root_hash: bytes = EMPTY_ROOT
     divergences: list[Divergence] = field(default_factory=list)
 
     @property
@@ -77,6 +84,8 @@ class AuditReport:
             "entries": self.entries,
             "checkpoints": self.checkpoints,
             "timestamps": self.timestamps,
+            "tree_size": self.tree_size,
+            "root": base64.b64encode(self.root_hash).decode(),
             "divergences": [d.to_object() for d in self.divergences],
         }
 
@@ -150,6 +159,7 @@ def audit(
                     diverge(where, "RFC 3161 token", "valid over the checkpoint body", exc.message)
             previous = cp
             report.checkpoints += 1
+            report.tree_size, report.root_hash = cp.size, cp.root_hash
         ids = sorted(tiles)
         for tile, found in zip(ids, source.read_tiles(ids), strict=True):
             if found != tiles[tile]:
@@ -207,3 +217,53 @@ def _check_entry(
     end = min(x for x in (key["not_after"], key["revoked_at"], 2**63) if x is not None)
     if not key["not_before"] <= received < end:
         diverge(where, "key valid at receipt", f"[{key['not_before']}, {end})", received)
+
+
+def sign_report(
+    report: AuditReport,
+    *,
+    auditor: str,
+    key: Ed25519PrivateKey,
+    log_vkey: str,
+    audited_at: str,
+) -> dict[str, Any]:
+    """An audit report the auditor signs with its own Ed25519 key (over the JCS of the rest)."""
+    body: dict[str, Any] = {
+        "v": 1,
+        "auditor": auditor,
+        "audited_at": audited_at,
+        "log": log_vkey,
+        "report": report.to_object(),
+    }  # fmt: skip
+    public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    body["signature"] = {
+        "alg": "ed25519",
+        "public_key": base64.b64encode(public).decode(),
+        "value": base64.b64encode(key.sign(jcs(body))).decode(),
+    }
+    return body
+
+
+def verify_report(document: Any, *, auditor_key: bytes | None = None) -> dict[str, Any]:
+    """Check a signed audit report; ``auditor_key`` (raw Ed25519 public key) pins who signed.
+
+    Returns the report; raises :class:`~ledger.errors.SignatureInvalid` (or ``InvalidInput``
+    for a document that is not a signed audit report).
+    """
+    try:
+        signature = document["signature"]
+        body = {k: v for k, v in document.items() if k != "signature"}
+        public = base64.b64decode(signature["public_key"], validate=True)
+        value = base64.b64decode(signature["value"], validate=True)
+        if signature["alg"] != "ed25519" or len(public) != 32:
+            raise InvalidInput("an audit report is signed with Ed25519")
+        report: dict[str, Any] = body["report"]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidInput(f"not a signed audit report: {exc}") from exc
+    if auditor_key is not None and auditor_key != public:
+        raise SignatureInvalid("the report is signed by another key than the auditor's")
+    try:
+        Ed25519PublicKey.from_public_bytes(public).verify(value, jcs(body))
+    except InvalidSignature as exc:
+        raise SignatureInvalid("the audit report's signature does not verify") from exc
+    return report

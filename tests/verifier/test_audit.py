@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import struct
 import subprocess
@@ -168,3 +169,37 @@ def test_collect_names_every_divergence_and_the_cli_agrees(
     clean = subprocess.run(args, capture_output=True, text=True, cwd=ROOT)
     assert clean.returncode == 0, clean.stdout + clean.stderr
     assert "审计通过" in clean.stdout
+
+
+@pytest.mark.slow
+def test_signed_audit_reports(ledger_dir: dict[str, Any], tmp_path: Path) -> None:
+    keys = tmp_path / "auditor"
+    cli = [sys.executable, "-m", "tools.cli"]
+    made = subprocess.run([*cli, "keys", "generate", "--out", str(keys)],
+                          capture_output=True, text=True, cwd=ROOT)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    trust = ["--log-key", str(ledger_dir["vkey"]), "--tsa-root", str(ledger_dir["root"])]
+    report = tmp_path / "report.json"
+    clean = copy(ledger_dir, tmp_path / "c")
+    audited = subprocess.run(
+        [*cli, "audit", "--store", str(clean), *trust, "--sign-key", str(keys.with_suffix(".key")),
+         "--auditor", "某鉴定机构", "--out", str(report)],
+        capture_output=True, text=True, cwd=ROOT,
+    )  # fmt: skip
+    assert audited.returncode == 0, audited.stderr
+    check = [sys.executable, "-m", "tools.cli", "verify", "--audit-report", str(report)]
+    ok = subprocess.run([*check, "--auditor-key", str(keys.with_suffix(".pub"))],
+                        capture_output=True, text=True, cwd=ROOT)  # fmt: skip
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "签名有效" in ok.stdout and "tree size 600" in ok.stdout
+    document = json.loads(report.read_text())
+    document["report"]["entries"] = 601  # a forged figure
+    forged = tmp_path / "forged.json"
+    forged.write_text(json.dumps(document))
+    assert subprocess.run([*check[:-1], str(forged)], capture_output=True, cwd=ROOT).returncode == 5
+    other = tmp_path / "other"
+    subprocess.run([sys.executable, "-m", "tools.cli", "keys", "generate", "--out", str(other)],
+                   capture_output=True, cwd=ROOT, check=True)  # fmt: skip
+    wrong = subprocess.run([*check, "--auditor-key", str(other.with_suffix(".pub"))],
+                           capture_output=True, text=True, cwd=ROOT)  # fmt: skip
+    assert wrong.returncode == 5 and "another key" in wrong.stdout
