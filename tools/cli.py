@@ -860,6 +860,13 @@ def _report_not_found(as_json: bool, code: str, zh: str) -> None:
 @click.option("--collect", is_flag=True, help="Report every divergence, not only the first.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option(
+    "--state",
+    "state_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Remember the last clean audit here, and next time check only what is new.",
+)
+@click.option(
     "--sign-key",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     default=None,
@@ -887,6 +894,7 @@ def audit_command(
     sign_key: Path | None,
     auditor: str,
     out: Path,
+    state_path: Path | None,
 ) -> None:
     """Replay the whole ledger and check every root, link, signature, token and index.
     Exit 0 when clean, 6 when anything diverges."""
@@ -896,11 +904,14 @@ def audit_command(
     from ledger.checkpoint import NoteVerifier
     from ledger.errors import CunzhengError
     from ledger.storage.rocksdb import RocksStore
-    from verifier.audit import audit
+    from verifier.audit import AuditState, audit
 
     try:
         verifier = NoteVerifier.parse(log_key)
         roots = [x509.load_pem_x509_certificate(p.read_bytes()) for p in tsa_roots]
+        resume = None
+        if state_path is not None and state_path.exists():
+            resume = AuditState.from_object(json.loads(state_path.read_text(encoding="utf-8")))
         store = RocksStore(store_dir, read_only=True)
     except (CunzhengError, ValueError, OSError) as exc:
         raise click.ClickException(getattr(exc, "message", str(exc))) from exc
@@ -912,9 +923,11 @@ def audit_command(
                 bar.update(task, completed=done, total=total)
 
             report = audit(store, log_key=verifier, tsa_roots=roots, collect=collect,
-                           progress=progress)  # fmt: skip
+                           progress=progress, resume=resume)  # fmt: skip
     finally:
         store.close()
+    if state_path is not None and report.state is not None:
+        state_path.write_text(json.dumps(report.state.to_object(), indent=2) + "\n")
     if sign_key is not None:
         _write_signed_report(report, sign_key, auditor, log_key, out)
     if as_json:

@@ -29,13 +29,22 @@ from ledger.canonical import jcs, loads
 from ledger.checkpoint import Checkpoint, NoteVerifier, open_checkpoint, split_note
 from ledger.entry import parse_entry
 from ledger.errors import CunzhengError, InvalidInput, SignatureInvalid
-from ledger.merkle import EMPTY_ROOT, leaf_hash
-from ledger.tiles import TiledTree, TileID
+from ledger.merkle import EMPTY_ROOT, CompactRange, consistency_plan, leaf_hash
+from ledger.tiles import TiledTree, TileID, node_hashes, strata_reader
 
+from .proof import verify_consistency
 from .signature import load_public_key, verify_statement
 from .timestamp import verify_token
 
-__all__ = ["AuditReport", "AuditSource", "Divergence", "audit", "sign_report", "verify_report"]
+__all__ = [
+    "AuditReport",
+    "AuditSource",
+    "AuditState",
+    "Divergence",
+    "audit",
+    "sign_report",
+    "verify_report",
+]
 
 BATCH = 4096
 
@@ -67,12 +76,14 @@ class Divergence:
 @dataclass(slots=True)
 class AuditReport:
     entries: int = 0
+    """Entries replayed by this audit (only the new ones when it resumed)."""
     checkpoints: int = 0
     timestamps: int = 0
     tree_size: int = 0
     """Size of the last checkpoint replayed."""
     root_hash: bytes = EMPTY_ROOT
     divergences: list[Divergence] = field(default_factory=list)
+    state: AuditState | None = None
 
     @property
     def clean(self) -> bool:
@@ -101,8 +112,15 @@ def audit(
     tsa_roots: Sequence[x509.Certificate],
     collect: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    resume: AuditState | None = None,
 ) -> AuditReport:
-    """Replay the whole log in ``source``; see the module docstring for what is checked."""
+    """Replay the log in ``source``; see the module docstring for what is checked.
+
+    With ``resume`` (the state a clean audit left), only what came after is replayed: the tree
+    goes on from the remembered frontier, and a consistency proof from the remembered tree head
+    to the new one shows that nothing before it was rewritten. ``report.state`` is the state to
+    keep for next time (set when the audit is clean).
+    """
     report = AuditReport()
 
     def diverge(where: str, what: str, expected: object, found: object) -> None:
@@ -111,12 +129,15 @@ def audit(
             raise _Stop
 
     keys = _depositor_keys(source)
-    heads = list(source.checkpoints())
+    heads = list(source.checkpoints(0 if resume is None else resume.checkpoint.size + 1))
     total = heads[-1].size if heads else 0
-    tree = TiledTree.empty()
+    tree = TiledTree.empty() if resume is None else resume.tree()
     tiles: dict[TileID, bytes] = {}
-    previous: Checkpoint | None = None
+    previous: Checkpoint | None = None if resume is None else resume.checkpoint
+    first = tree.size
     try:
+        if resume is not None and heads:
+            _check_consistency(source, resume, heads[-1].note, log_key, diverge)
         for head in heads:
             where = f"checkpoint {head.size}"
             try:
@@ -143,7 +164,7 @@ def audit(
                 for offset, (leaf, h) in enumerate(zip(leaves, hashes, strict=True)):
                     _check_entry(source, start + offset, leaf, h, keys, diverge)
                 tiles.update(tree.extend(hashes))
-                report.entries = tree.size
+                report.entries = tree.size - first
                 if progress is not None:
                     progress(tree.size, total)
             root = tree.root() if cp.size else EMPTY_ROOT
@@ -168,7 +189,64 @@ def audit(
                         tiles[tile].hex()[:64] + "…", shown)  # fmt: skip
     except _Stop:
         pass
+    if report.clean and previous is not None:
+        report.state = AuditState(previous, tuple(tree.frontier.hashes), dict(tree.edges))
     return report
+
+
+@dataclass(frozen=True, slots=True)
+class AuditState:
+    """What a clean audit remembers: the last checkpoint it checked, and the tree at it."""
+
+    checkpoint: Checkpoint
+    frontier: tuple[bytes, ...]
+    edges: dict[int, bytes]
+
+    def tree(self) -> TiledTree:
+        return TiledTree(CompactRange(self.checkpoint.size, self.frontier), self.edges)
+
+    def to_object(self) -> dict[str, Any]:
+        b64 = base64.b64encode
+        return {
+            "v": 1,
+            "checkpoint": self.checkpoint.body().decode(),
+            "frontier": [b64(h).decode() for h in self.frontier],
+            "edges": {str(k): b64(v).decode() for k, v in self.edges.items()},
+        }
+
+    @classmethod
+    def from_object(cls, obj: Any) -> AuditState:
+        try:
+            state = cls(
+                Checkpoint.parse(obj["checkpoint"].encode()),
+                tuple(base64.b64decode(h, validate=True) for h in obj["frontier"]),
+                {int(k): base64.b64decode(v, validate=True) for k, v in obj["edges"].items()},
+            )
+            if state.tree().root() != state.checkpoint.root_hash:
+                raise InvalidInput("the audit state's frontier does not match its checkpoint")
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise InvalidInput(f"not an audit state: {exc}") from exc
+        return state
+
+
+def _check_consistency(
+    source: AuditSource,
+    resume: AuditState,
+    note: bytes,
+    log_key: NoteVerifier,
+    diverge: Callable[[str, str, object, object], None],
+) -> None:
+    """The newest checkpoint must extend the one the last audit checked (RFC 9162 §2.1.4)."""
+    old = resume.checkpoint
+    try:
+        new = open_checkpoint(note, [log_key]).checkpoint
+        plan = consistency_plan(old.size, new.size)
+        proof = plan.proof(node_hashes(plan.nodes, strata_reader(source.read_tiles)))
+        verify_consistency(size1=old.size, size2=new.size, root1=old.root_hash,
+                           root2=new.root_hash, path=proof)  # fmt: skip
+    except CunzhengError as exc:
+        diverge(f"checkpoint {old.size}", "consistency with the last audit", "a valid proof",
+                exc.message)  # fmt: skip
 
 
 def _hex(value: bytes | None) -> str:

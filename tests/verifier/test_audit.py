@@ -20,7 +20,7 @@ from ledger.checkpoint import NoteVerifier
 from ledger.storage.rocksdb import RocksStore
 from tests.api.conftest import Lender, wait_stamped
 from tools.client import generate_key, load_private_key
-from verifier.audit import AuditReport, audit
+from verifier.audit import AuditReport, AuditState, audit
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -203,3 +203,66 @@ def test_signed_audit_reports(ledger_dir: dict[str, Any], tmp_path: Path) -> Non
     wrong = subprocess.run([*check, "--auditor-key", str(other.with_suffix(".pub"))],
                            capture_output=True, text=True, cwd=ROOT)  # fmt: skip
     assert wrong.returncode == 5 and "another key" in wrong.stdout
+
+
+@pytest.mark.slow
+def test_incremental_audit_checks_only_what_is_new(
+    ledger_dir: dict[str, Any], tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(Path(ledger_dir["store"]).parent, data)
+    first = run_audit(data / "ledger", ledger_dir)
+    assert first.clean and first.state is not None
+    state = AuditState.from_object(json.loads(json.dumps(first.state.to_object())))
+
+    service = Service.open(ServiceConfig(data_dir=data, origin="audit.test/log"))
+    service.start()
+    private, public = generate_key("ed25519")
+    service.registry.add_key("lender-1", public, key_id="k2", not_before=0)
+    lender = Lender("lender-1", load_private_key(private), "k2")
+    paths = []
+    for i in range(50):
+        paths.append(tmp_path / f"new-{i}.pdf")
+        paths[-1].write_bytes(b"%%PDF new %d" % i)
+    service.sequencer.append([lender.deposit(p) for p in paths[:25]])
+    service.sequencer.append([lender.deposit(p) for p in paths[25:]])
+    service.close()
+
+    store = RocksStore(data / "ledger", read_only=True)
+    try:
+        log_key = NoteVerifier.parse(ledger_dir["vkey"])
+        again = audit(store, log_key=log_key, tsa_roots=ledger_dir["roots"], resume=state)
+    finally:
+        store.close()
+    assert again.clean, again.to_object()
+    assert (again.entries, again.checkpoints, again.tree_size) == (50, 2, 650)
+
+    # A rewritten old subtree is caught by the consistency proof, without replaying old leaves.
+    tamper(data / "ledger", _flip_level_one_tile)
+    store = RocksStore(data / "ledger", read_only=True)
+    try:
+        bad = audit(store, log_key=log_key, tsa_roots=ledger_dir["roots"], resume=state)
+    finally:
+        store.close()
+    assert [d.what for d in bad.divergences][:1] == ["consistency with the last audit"]
+
+
+def _flip_level_one_tile(db: Rdict) -> None:
+    key = b"t" + struct.pack(">BQ", 1, 0)
+    record = db[key]
+    db[key] = bytes([record[0] ^ 1]) + record[1:]
+
+
+@pytest.mark.slow
+def test_cli_remembers_its_state(ledger_dir: dict[str, Any], tmp_path: Path) -> None:
+    path = copy(ledger_dir, tmp_path)
+    state = tmp_path / "state.json"
+    trust = ["--log-key", str(ledger_dir["vkey"]), "--tsa-root", str(ledger_dir["root"])]
+    args = [sys.executable, "-m", "tools.cli", "audit", "--store", str(path), *trust,
+            "--state", str(state), "--json"]  # fmt: skip
+    first = subprocess.run(args, capture_output=True, text=True, cwd=ROOT)
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["entries"] == 600 and state.exists()
+    second = subprocess.run(args, capture_output=True, text=True, cwd=ROOT)
+    assert second.returncode == 0, second.stderr
+    assert json.loads(second.stdout)["entries"] == 0  # nothing new since the last audit
