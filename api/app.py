@@ -393,8 +393,25 @@ def create_app(service: Service, *, limits: Limits | None = None) -> FastAPI:
 
     @v1.get("/checkpoint", tags=["log"])
     async def checkpoint() -> Response:
-        """The latest checkpoint as a C2SP signed note."""
-        return Response(service.ledger.head().note, media_type="text/plain; charset=utf-8")
+        """The latest checkpoint as a C2SP signed note, with the witnesses' cosignatures."""
+        head = service.ledger.head()
+        note = service.cosigned(head.size, head.note)
+        return Response(note, media_type="text/plain; charset=utf-8")
+
+    @v1.get("/checkpoints/{size}", tags=["log"])
+    async def checkpoint_at(size: int) -> Response:
+        """Checkpoint ``size`` (one ends every block), with its cosignatures."""
+        note = service.cosigned(size, service.ledger.checkpoint(size))
+        return Response(note, media_type="text/plain; charset=utf-8")
+
+    @v1.post("/checkpoints/{size}/cosignatures", tags=["log"], status_code=201)
+    async def cosign(size: int, request: Request) -> Response:
+        """A configured witness hands in its cosignature line (C2SP cosignature/v1)."""
+        message = "a cosignature line is at most 512 bytes"
+        refuse_declared(request, 512, message)
+        line = b"".join([c async for c in limited(request.stream(), 512, message)])
+        name = service.add_cosignature(size, line)
+        return _json({"witness": name, "tree_size": size}, status=201)
 
     @v1.get("/checkpoints/{size}/timestamp", tags=["log"])
     async def checkpoint_timestamp(size: int) -> Response:

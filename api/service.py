@@ -28,7 +28,14 @@ from ledger.canonical import jcs, loads
 from ledger.checkpoint import NoteSigner, NoteVerifier
 from ledger.code import DepositCode
 from ledger.entry import parse_entry
-from ledger.errors import Conflict, InvalidInput, NotFound, UnknownDepositor
+from ledger.errors import (
+    Conflict,
+    CunzhengError,
+    InvalidInput,
+    NotFound,
+    SignatureInvalid,
+    UnknownDepositor,
+)
 from ledger.log import Ledger, now_ms
 from ledger.registry import Registry
 from ledger.sequencer import Sequencer
@@ -56,6 +63,8 @@ class ServiceConfig:
     tsa_urls: tuple[str, ...] = ()
     tsa_roots: tuple[Path, ...] = ()
     depositor_tsa_roots: tuple[Path, ...] = ()
+    witnesses: tuple[str, ...] = ()
+    """Witness vkeys whose cosignatures the service accepts and serves with its checkpoints."""
 
 
 def _write_secret(path: Path, data: bytes) -> None:
@@ -223,6 +232,30 @@ class Service:
             while len(self._token_cache) > 4096:
                 self._token_cache.popitem(last=False)
         return info
+
+    def add_cosignature(self, size: int, line: bytes) -> str:
+        """Keep a configured witness's cosignature of checkpoint ``size``; returns its name."""
+        from verifier.witness import CosignatureVerifier
+
+        note = self.ledger.checkpoint(size)
+        if not line.endswith(b"\n") or line.count(b"\n") != 1 or len(line) > 512:
+            raise InvalidInput("send one cosignature line, ending in a newline")
+        for vkey in self.config.witnesses:
+            witness = CosignatureVerifier.parse(vkey)
+            try:
+                witness.verify(note + line)
+            except CunzhengError:
+                continue
+            existing = self.store.record_get("cosignature", f"{size:020d}:{witness.name}")
+            if existing is None:
+                self.store.record_put("cosignature", f"{size:020d}:{witness.name}", line, None)
+            return witness.name
+        raise SignatureInvalid("the line is not a valid cosignature by a configured witness")
+
+    def cosigned(self, size: int, note: bytes) -> bytes:
+        """``note`` with the cosignatures kept for checkpoint ``size``."""
+        lines = self.store.record_list("cosignature", f"{size:020d}:")
+        return note + b"".join(v for k, v in lines if k.startswith(f"{size:020d}:"))
 
     @property
     def log_verifier(self) -> NoteVerifier:

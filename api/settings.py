@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     depositor_tsa_roots: list[Path] = Field(
         default_factory=list, description="roots trusted for tokens depositors bring"
     )
+    witnesses: list[str] = Field(
+        default_factory=list, description="witness vkeys whose cosignatures are accepted"
+    )
     max_body_bytes: int = Field(16 << 20, ge=1024, description="largest JSON request body")
     max_batch: int = Field(5000, ge=1, le=100_000, description="deposits in one request")
     max_original_bytes: int = Field(64 << 20, ge=0, description="largest original kept")
@@ -80,6 +83,7 @@ class Settings(BaseSettings):
             tsa_urls=tuple(self.tsa_urls),
             tsa_roots=tuple(self.tsa_roots),
             depositor_tsa_roots=tuple(self.depositor_tsa_roots),
+            witnesses=tuple(self.witnesses),
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import sys
@@ -941,6 +942,74 @@ def audit_command(
         for d in report.divergences:
             click.echo(f"  {d.where}: {d.what}: expected {d.expected}, found {d.found}")
     sys.exit(0 if report.clean else 6)
+
+
+@main.command("witness")
+@click.option("--server", required=True, help="The cunzheng service to witness.")
+@click.option("--log-key", required=True, help="The log's verifier key (C2SP vkey).")
+@click.option(
+    "--key",
+    "key_path",
+    required=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="This witness's Ed25519 private key (PEM).",
+)
+@click.option("--name", required=True, help="This witness's name, e.g. witness.example.cn/w1.")
+@click.option(
+    "--state",
+    "state_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where this witness remembers the last checkpoint it cosigned.",
+)
+def witness_command(server: str, log_key: str, key_path: Path, name: str, state_path: Path) -> None:
+    """Cosign the log's newest checkpoint if it extends the last one seen; hand the
+    cosignature to the server. A fork is refused and reported (exit 7)."""
+    import urllib.request
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    from ledger.checkpoint import Checkpoint, NoteVerifier, split_note
+    from ledger.errors import CunzhengError
+    from verifier.witness import ForkDetected, Witness
+
+    key = load_pem_private_key(key_path.read_bytes(), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise click.ClickException(f"{key_path} is not an Ed25519 private key")
+    base = server.rstrip("/")
+
+    def get(path: str) -> bytes:
+        with urllib.request.urlopen(base + path, timeout=30) as r:  # noqa: S310
+            body: bytes = r.read(1 << 20)
+            return body
+
+    try:
+        witness = Witness(name=name, key=key, log_key=NoteVerifier.parse(log_key), state=state_path)
+        click.echo(f"witness vkey: {witness.verifier.vkey}", err=True)
+        note = get("/v1/checkpoint")
+        size = Checkpoint.parse(split_note(note)[0]).size
+        old = witness.last()
+        proof: list[bytes] = []
+        if old is not None and 0 < old.size < size:
+            answer = json.loads(get(f"/v1/proofs/consistency?old={old.size}&new={size}"))
+            proof = [base64.b64decode(h) for h in answer["hashes"]]
+        line = witness.cosign(note, proof)
+    except ForkDetected as exc:
+        click.echo(f"FORK 日志分叉: {exc.message} {exc.details}", err=True)
+        sys.exit(7)
+    except (CunzhengError, OSError, ValueError) as exc:
+        raise click.ClickException(getattr(exc, "message", str(exc))) from exc
+    request = urllib.request.Request(  # noqa: S310
+        f"{base}/v1/checkpoints/{size}/cosignatures", data=line, method="POST",
+        headers={"Content-Type": "text/plain"},
+    )  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=30):  # noqa: S310
+            pass
+    except OSError as exc:
+        raise click.ClickException(f"the server did not take the cosignature: {exc}") from exc
+    click.echo(f"cosigned checkpoint {size}")
 
 
 if __name__ == "__main__":
