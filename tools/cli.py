@@ -683,6 +683,12 @@ _MARKS = {"passed": "✓", "failed": "✗", "not_applicable": "–", "pending": 
     default=None,
     help="With --audit-report: the auditor's Ed25519 public key (PEM) that must have signed it.",
 )
+@click.option(
+    "--trusted-checkpoint",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="With --server: prove the log now extends this checkpoint (say, from an old receipt).",
+)
 def verify(
     file: Path | None,
     bundle_path: Path | None,
@@ -695,6 +701,7 @@ def verify(
     as_json: bool,
     audit_report: Path | None,
     auditor_key: Path | None,
+    trusted_checkpoint: Path | None,
 ) -> None:
     """Check one deposit, trusting only the keys given: VERIFIED 核验通过 (exit 0), MISMATCH
     比对结果不一致 (3), NOT_FOUND 尚未存证 (4), INVALID (5)."""
@@ -711,6 +718,11 @@ def verify(
         return
     if log_key is None:
         raise click.UsageError("--log-key is needed to check a deposit")
+    if trusted_checkpoint is not None:
+        if server is None:
+            raise click.UsageError("--trusted-checkpoint needs --server to fetch the proof")
+        _verify_extends(server, trusted_checkpoint, log_key, as_json)
+        return
     try:
         if (bundle_path is None) == (server is None):
             raise click.UsageError("give either --bundle FILE or --server URL (with --code)")
@@ -809,6 +821,42 @@ def _verify_audit_report(path: Path, auditor_key: Path | None, as_json: bool) ->
             f"{state}, {report['entries']} entries up to tree size {report['tree_size']}"
         )
     sys.exit(0 if report["clean"] else 6)
+
+
+def _verify_extends(server: str, trusted: Path, log_key: str, as_json: bool) -> None:
+    """Prove the log's current checkpoint extends ``trusted`` (RFC 9162 §2.1.4): exit 0 or 5."""
+    import urllib.request
+
+    from ledger.checkpoint import NoteVerifier, open_checkpoint
+    from ledger.errors import CunzhengError
+    from verifier.proof import verify_consistency
+
+    base = server.rstrip("/")
+    try:
+        verifier = NoteVerifier.parse(log_key)
+        old = open_checkpoint(trusted.read_bytes(), [verifier]).checkpoint
+        with urllib.request.urlopen(base + "/v1/checkpoint", timeout=30) as r:  # noqa: S310
+            new = open_checkpoint(r.read(1 << 20), [verifier]).checkpoint
+        query = f"/v1/proofs/consistency?old={old.size}&new={new.size}"
+        with urllib.request.urlopen(base + query, timeout=30) as r:  # noqa: S310
+            hashes = [base64.b64decode(h) for h in json.loads(r.read())["hashes"]]
+        verify_consistency(size1=old.size, size2=new.size, root1=old.root_hash,
+                           root2=new.root_hash, path=hashes)  # fmt: skip
+    except CunzhengError as exc:
+        failed = {"verdict": "INVALID", "message": exc.message, "code": exc.code}
+        click.echo(json.dumps(failed) if as_json else f"INVALID  {exc.message}")
+        sys.exit(EXIT_CODES["INVALID"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    result: dict[str, object] = {
+        "verdict": "CONSISTENT",
+        "old_size": old.size,
+        "new_size": new.size,
+    }
+    message = (
+        f"一致 CONSISTENT: the log at size {new.size} extends your checkpoint of size {old.size}"
+    )
+    click.echo(json.dumps(result) if as_json else message)
 
 
 def _fetch_bundle(server: str, code: str, api_key: str | None) -> object | None:

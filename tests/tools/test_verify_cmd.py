@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from api.app import create_app
 from api.service import Service
-from ledger.checkpoint import NoteSigner
+from ledger.checkpoint import Checkpoint, NoteSigner
 from tests.api.conftest import Lender, wait_stamped
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -121,3 +121,31 @@ def test_fetch_from_a_server_then_check_here(
     missing = run("verify", "--server", server_url, "--code", "CZ-0000-0000-0000-0000-9",
                   "--api-key", key, *common(d), offline=False)  # fmt: skip
     assert missing.returncode == 4 and "尚未存证" in missing.stdout
+
+
+@pytest.mark.slow
+def test_the_log_still_extends_an_old_checkpoint(
+    service: Service, lender: Lender, server_url: str, tmp_path: Path
+) -> None:
+    evidence = tmp_path / "e.pdf"
+    evidence.write_bytes(b"%PDF-1.7 first")
+    (receipt,) = service.sequencer.append([lender.deposit(evidence)])
+    trusted = tmp_path / "trusted.note"
+    trusted.write_bytes(receipt.checkpoint)  # as printed in an old receipt
+    for i in range(5):
+        more = tmp_path / f"m{i}.pdf"
+        more.write_bytes(b"%%PDF-1.7 more %d" % i)
+        service.sequencer.append([lender.deposit(more)])
+    vkey = service.ledger.signer.vkey
+    ok = run("verify", "--trusted-checkpoint", str(trusted), "--server", server_url,
+             "--log-key", vkey, "--json", offline=False)  # fmt: skip
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert json.loads(ok.stdout) == {"verdict": "CONSISTENT", "old_size": 1, "new_size": 6}
+    # A validly signed checkpoint of another history (a fork shown to this holder earlier).
+    fork = Checkpoint(service.ledger.origin, 1, bytes(32), 1, None)
+    other = tmp_path / "fork.note"
+    other.write_bytes(service.ledger.signer.sign(fork.body()))
+    bad = run("verify", "--trusted-checkpoint", str(other), "--server", server_url,
+              "--log-key", vkey, offline=False)  # fmt: skip
+    assert bad.returncode == 5, bad.stdout + bad.stderr
+    assert "INVALID" in bad.stdout
