@@ -7,6 +7,7 @@ routes take no key. Handlers are thin: the service and the verifier do the work.
 import asyncio
 import base64
 import hashlib
+import itertools
 import struct
 from collections.abc import AsyncIterator, Callable, Coroutine
 from concurrent.futures import Future
@@ -310,6 +311,30 @@ def create_app(service: Service, *, limits: Limits | None = None) -> FastAPI:
         if not indexes:
             raise NotFound(f"{d} has not been deposited", digest=str(d))
         return _json({"deposits": [await report_for(i, d, None) for i in indexes]})
+
+    @v1.get("/indexes/code/{code}", tags=["log"])
+    async def indexes_by_code(code: str) -> Response:
+        """Public: the log indexes holding this deposit code (for auditors)."""
+        return _json({"indexes": service.ledger.lookup_code(parse_code(code))})
+
+    @v1.get("/indexes/digest/{digest}", tags=["log"])
+    async def indexes_by_digest(digest: str) -> Response:
+        """Public: the log indexes of every deposit of a digest, oldest first (for auditors)."""
+        return _json({"indexes": service.ledger.lookup_digest(Digest.parse(digest))})
+
+    @v1.get("/checkpoints", tags=["log"])
+    async def checkpoints(
+        start: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=1000)] = 1000
+    ) -> Response:
+        """Public: every checkpoint from tree size ``start`` on, oldest first (for auditors)."""
+        heads = itertools.islice(service.store.checkpoints(start), limit)
+        return _json({"checkpoints": [{"size": h.size, "note": h.note.decode()} for h in heads]})
+
+    @v1.get("/depositors", tags=["log"])
+    async def depositors() -> Response:
+        """Public: registered depositors (institutions) and their keys with validity windows,
+        so anyone can check every depositor signature in the log."""
+        return _json({"depositors": [loads(d.to_bytes()) for d in service.registry.all()]})
 
     @v1.post("/verify", tags=["verify"])
     async def verify(body: VerifyIn) -> Response:

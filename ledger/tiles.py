@@ -33,6 +33,7 @@ __all__ = [
     "encode_record",
     "node_hashes",
     "parse_tile_path",
+    "record_from_tile",
     "tile_path",
     "tile_width",
 ]
@@ -180,6 +181,17 @@ def expand(strata: Strata) -> Strata:
     s4 = _pairs(s3)
     s5 = _pairs(s4)
     return (s0, s1, s2, s3, s4, s5, s6, _pairs(s6))
+
+
+def record_from_tile(hashes: bytes) -> bytes:
+    """Our record of a C2SP tile: its hashes, plus sub-levels 3 and 6 computed from them."""
+    level = hashes
+    strata = [hashes]
+    for sub in range(1, TILE_HEIGHT):
+        level = _pairs(level)
+        if sub in (3, 6):
+            strata.append(level)
+    return encode_record(strata)
 
 
 def node_hashes(nodes: Sequence[NodeID], read_strata: ReadStrata) -> list[bytes]:

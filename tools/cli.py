@@ -894,9 +894,14 @@ def _report_not_found(as_json: bool, code: str, zh: str) -> None:
 @click.option(
     "--store",
     "store_dir",
-    required=True,
+    default=None,
     type=click.Path(file_okay=False, exists=True, path_type=Path),
     help="A ledger store directory (opened read-only; a copy or a backup is fine).",
+)
+@click.option(
+    "--server",
+    default=None,
+    help="Or a cunzheng server: its public checkpoints, tiles, entry bundles and registry.",
 )
 @click.option("--log-key", required=True, help="The log's verifier key (C2SP vkey) you trust.")
 @click.option(
@@ -935,7 +940,8 @@ def _report_not_found(as_json: bool, code: str, zh: str) -> None:
     help="Where the signed report goes.",
 )
 def audit_command(
-    store_dir: Path,
+    store_dir: Path | None,
+    server: str | None,
     log_key: str,
     tsa_roots: tuple[Path, ...],
     collect: bool,
@@ -953,15 +959,22 @@ def audit_command(
     from ledger.checkpoint import NoteVerifier
     from ledger.errors import CunzhengError
     from ledger.storage.rocksdb import RocksStore
-    from verifier.audit import AuditState, audit
+    from verifier.audit import AuditSource, AuditState, audit
+    from verifier.sources import HttpSource
 
+    if (store_dir is None) == (server is None):
+        raise click.UsageError("give either --store DIR or --server URL")
     try:
         verifier = NoteVerifier.parse(log_key)
         roots = [x509.load_pem_x509_certificate(p.read_bytes()) for p in tsa_roots]
         resume = None
         if state_path is not None and state_path.exists():
             resume = AuditState.from_object(json.loads(state_path.read_text(encoding="utf-8")))
-        store = RocksStore(store_dir, read_only=True)
+        store: AuditSource
+        if store_dir is not None:
+            store = RocksStore(store_dir, read_only=True)
+        else:
+            store = HttpSource(str(server))
     except (CunzhengError, ValueError, OSError) as exc:
         raise click.ClickException(getattr(exc, "message", str(exc))) from exc
     try:
@@ -974,7 +987,8 @@ def audit_command(
             report = audit(store, log_key=verifier, tsa_roots=roots, collect=collect,
                            progress=progress, resume=resume)  # fmt: skip
     finally:
-        store.close()
+        if isinstance(store, RocksStore):
+            store.close()
     if state_path is not None and report.state is not None:
         state_path.write_text(json.dumps(report.state.to_object(), indent=2) + "\n")
     if sign_key is not None:

@@ -7,15 +7,11 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from api.app import create_app
 from api.service import Service
 from ledger.checkpoint import Checkpoint, NoteSigner
 from tests.api.conftest import Lender, wait_stamped
@@ -91,20 +87,6 @@ def test_each_verdict_has_its_exit_status(deposited: dict[str, object], tmp_path
     assert (
         run("verify", "--bundle", str(d["bundle"]), "--code", "CZ-0000", *common(d)).returncode == 1
     )
-
-
-@pytest.fixture
-def server_url(service: Service) -> Iterator[str]:
-    config = uvicorn.Config(create_app(service), host="127.0.0.1", port=0, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        threading.Event().wait(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join()
 
 
 @pytest.mark.slow

@@ -1,0 +1,137 @@
+"""Where an audit reads the log from. A store opened read-only already is a source; this module
+adds a cunzheng server over HTTP: public checkpoints, C2SP tiles and entry bundles, indexes and the
+depositor registry — nothing the operator could not be asked for by anyone.
+
+Tiles come as C2SP tiles (one level each); the source rebuilds the records the audit compares
+(sub-levels 3 and 6 computed from the tile), so a wrong hash in a served tile shows up as a tile
+divergence exactly as in a store.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ledger.canonical import jcs
+from ledger.code import DepositCode
+from ledger.entry import DIGEST_ALGORITHM_IDS
+from ledger.errors import StorageError
+from ledger.merkle import HASH_SIZE
+from ledger.tiles import TILE_HEIGHT, TILE_WIDTH, TileID, record_from_tile, tile_path
+
+__all__ = ["HttpSource"]
+
+_ALG_BY_ID = {v: k for k, v in DIGEST_ALGORITHM_IDS.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class _Head:
+    size: int
+    note: bytes
+
+
+class HttpSource:
+    """The read side of :class:`verifier.audit.AuditSource` over a cunzheng server's public API."""
+
+    def __init__(self, url: str, *, timeout: float = 30) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self._size: int | None = None
+        self._bundle: tuple[int, list[bytes]] | None = None
+
+    def _get(self, path: str, *, missing_ok: bool = False) -> bytes | None:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=self.timeout) as r:  # noqa: S310
+                body: bytes = r.read()
+                return body
+        except urllib.error.HTTPError as exc:
+            if missing_ok and exc.code == 404:
+                return None
+            raise StorageError(f"{self.url}{path}: HTTP {exc.code}") from exc
+        except OSError as exc:
+            raise StorageError(f"{self.url}{path}: {exc}") from exc
+
+    def _json(self, path: str) -> Any:
+        body = self._get(path)
+        assert body is not None
+        return json.loads(body)
+
+    def checkpoints(self, start: int = 0) -> Iterator[_Head]:
+        while True:
+            page = self._json(f"/v1/checkpoints?start={start}&limit=1000")["checkpoints"]
+            for item in page:
+                self._size = max(self._size or 0, item["size"])
+                yield _Head(item["size"], item["note"].encode())
+            if len(page) < 1000:
+                return
+            start = page[-1]["size"] + 1
+
+    def _tree_size(self) -> int:
+        if self._size is None:
+            for _ in self.checkpoints(0):
+                pass
+        return self._size or 0
+
+    def entries(self, start: int, end: int) -> list[bytes]:
+        out: list[bytes] = []
+        size = self._tree_size()
+        index = start
+        while index < min(end, size):
+            number = index // TILE_WIDTH
+            if self._bundle is None or self._bundle[0] != number:
+                width = min(TILE_WIDTH, size - number * TILE_WIDTH)
+                raw = self._get("/" + tile_path(-1, number, width)) or b""
+                leaves, at = [], 0
+                while at + 2 <= len(raw):
+                    (n,) = struct.unpack(">H", raw[at : at + 2])
+                    leaves.append(raw[at + 2 : at + 2 + n])
+                    at += 2 + n
+                self._bundle = (number, leaves)
+            leaves = self._bundle[1]
+            offset = index - number * TILE_WIDTH
+            if offset >= len(leaves):
+                break
+            take = leaves[offset : offset + (end - index)]
+            out.extend(take)
+            index += len(take)
+        return out
+
+    def timestamp(self, size: int) -> bytes | None:
+        return self._get(f"/v1/checkpoints/{size}/timestamp", missing_ok=True)
+
+    def read_tiles(self, ids: Sequence[TileID]) -> list[bytes | None]:
+        size = self._tree_size()
+        out: list[bytes | None] = []
+        for tile in ids:
+            width = min(TILE_WIDTH, (size >> (TILE_HEIGHT * tile.level)) - tile.index * TILE_WIDTH)
+            if width <= 0:
+                out.append(None)
+                continue
+            hashes = self._get("/" + tile_path(tile.level, tile.index, width), missing_ok=True)
+            if hashes is None or len(hashes) != width * HASH_SIZE:
+                out.append(None)
+                continue
+            out.append(record_from_tile(hashes))
+        return out
+
+    def indexes_by_code(self, code: bytes) -> list[int]:
+        indexes: list[int] = self._json(f"/v1/indexes/code/{DepositCode(code).compact}")["indexes"]
+        return indexes
+
+    def indexes_by_digest(self, digest_key: bytes) -> list[int]:
+        alg = _ALG_BY_ID[digest_key[0]]
+        indexes: list[int] = self._json(f"/v1/indexes/digest/{alg}:{digest_key[1:].hex()}")[
+            "indexes"
+        ]
+        return indexes
+
+    def record_list(self, kind: str, start: str = "") -> list[tuple[str, bytes]]:
+        if kind != "depositor":
+            return []
+        depositors = self._json("/v1/depositors")["depositors"]
+        return [(d["id"], jcs(d)) for d in depositors if d["id"] >= start]
