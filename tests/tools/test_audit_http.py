@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
