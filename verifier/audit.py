@@ -25,11 +25,12 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from ledger.canonical import jcs, loads
+from ledger.canonical import jcs
 from ledger.checkpoint import Checkpoint, NoteVerifier, open_checkpoint, split_note
 from ledger.entry import parse_entry
 from ledger.errors import CunzhengError, InvalidInput, SignatureInvalid
 from ledger.merkle import EMPTY_ROOT, CompactRange, consistency_plan, leaf_hash
+from ledger.registry import Depositor, DepositorKey
 from ledger.tiles import TiledTree, TileID, node_hashes, strata_reader
 
 from .proof import verify_consistency
@@ -253,11 +254,12 @@ def _hex(value: bytes | None) -> str:
     return "none" if value is None else value.hex()
 
 
-def _depositor_keys(source: AuditSource) -> dict[tuple[str, str], dict[str, Any]]:
+def _depositor_keys(source: AuditSource) -> dict[tuple[str, str], DepositorKey]:
     keys = {}
-    for depositor_id, raw in source.record_list("depositor"):
-        for key in loads(raw)["keys"]:
-            keys[(depositor_id, key["key_id"])] = key
+    for _, raw in source.record_list("depositor"):
+        depositor = Depositor.from_bytes(raw)
+        for key in depositor.keys:
+            keys[(depositor.id, key.key_id)] = key
     return keys
 
 
@@ -266,7 +268,7 @@ def _check_entry(
     index: int,
     leaf: bytes,
     h: bytes,
-    keys: dict[tuple[str, str], dict[str, Any]],
+    keys: dict[tuple[str, str], DepositorKey],
     diverge: Callable[[str, str, object, object], None],
 ) -> None:
     where = f"index {index}"
@@ -287,14 +289,15 @@ def _check_entry(
     try:
         verify_statement(
             statement.signed_hash, entry.sig.alg, entry.sig.value,
-            load_public_key(key["public_key"].encode()),
+            load_public_key(key.public_key.encode()),
         )  # fmt: skip
     except CunzhengError as exc:
         diverge(where, "depositor signature", "valid", exc.message)
     received = int(dt.datetime.fromisoformat(entry.received_at).timestamp() * 1000)
-    end = min(x for x in (key["not_after"], key["revoked_at"], 2**63) if x is not None)
-    if not key["not_before"] <= received < end:
-        diverge(where, "key valid at receipt", f"[{key['not_before']}, {end})", received)
+    problem = key.problem_at(received)
+    if problem is not None:
+        window = f"[{key.not_before}, {key.not_after}) revoked at {key.revoked_at}"
+        diverge(where, "key valid at receipt", window, f"{problem} at {received}")
 
 
 def sign_report(

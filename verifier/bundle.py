@@ -28,6 +28,7 @@ from ledger.code import DepositCode
 from ledger.entry import EVIDENCE_KINDS, Digest, Entry, parse_entry
 from ledger.errors import CunzhengError, InvalidInput
 from ledger.merkle import leaf_hash
+from ledger.registry import DepositorKey
 
 from .proof import verify_inclusion
 from .signature import load_public_key, verify_statement
@@ -222,10 +223,12 @@ def verify_bundle(
             received = _ms(entry.received_at)
             if bundle.key_window is not None:
                 start, end, revoked = bundle.key_window
-                if received < start or (end is not None and received >= end):
-                    raise InvalidInput("the key was outside its validity window at receipt")
-                if revoked is not None and received >= revoked:
-                    raise InvalidInput("the key was revoked before the deposit was received")
+                window = DepositorKey(entry.sig.key_id, "", 0, start, end, revoked)
+                problem = window.problem_at(received)
+                if problem is not None:
+                    raise InvalidInput(
+                        f"the key was {problem.replace('_', ' ')} when the deposit was received"
+                    )
             step("signature", "passed",
                  f"signed by {statement.depositor} with {entry.sig.alg}, key valid at receipt",
                  "存证方签名有效，签名密钥在存证时有效", key_id=entry.sig.key_id)  # fmt: skip
