@@ -768,19 +768,28 @@ def verify(
     sys.exit(EXIT_CODES[report.verdict])
 
 
-def _write_signed_report(
-    report: Any, sign_key: Path, auditor: str, log_key: str, out: Path
-) -> None:
+def _ed25519_private_key(path: Path) -> Any:
+    """An auditor's or witness's Ed25519 private key from an unencrypted PEM file."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
+    try:
+        key = load_pem_private_key(path.read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as exc:
+        raise click.ClickException(f"cannot read a private key from {path}: {exc}") from exc
+    if not isinstance(key, Ed25519PrivateKey):
+        raise click.ClickException(f"{path} is not an Ed25519 private key")
+    return key
+
+
+def _write_signed_report(
+    report: Any, sign_key: Path, auditor: str, log_key: str, out: Path
+) -> None:
     from ledger.entry import format_time
     from ledger.log import now_ms
     from verifier.audit import sign_report
 
-    key = load_pem_private_key(sign_key.read_bytes(), password=None)
-    if not isinstance(key, Ed25519PrivateKey):
-        raise click.ClickException(f"{sign_key} is not an Ed25519 private key")
+    key = _ed25519_private_key(sign_key)
     signed = sign_report(
         report, auditor=auditor, key=key, log_vkey=log_key, audited_at=format_time(now_ms())
     )
@@ -1029,16 +1038,11 @@ def witness_command(server: str, log_key: str, key_path: Path, name: str, state_
     cosignature to the server. A fork is refused and reported (exit 7)."""
     import urllib.request
 
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-    from cryptography.hazmat.primitives.serialization import load_pem_private_key
-
     from ledger.checkpoint import Checkpoint, NoteVerifier, split_note
     from ledger.errors import CunzhengError
     from verifier.witness import ForkDetected, Witness
 
-    key = load_pem_private_key(key_path.read_bytes(), password=None)
-    if not isinstance(key, Ed25519PrivateKey):
-        raise click.ClickException(f"{key_path} is not an Ed25519 private key")
+    key = _ed25519_private_key(key_path)
     base = server.rstrip("/")
 
     def get(path: str) -> bytes:
