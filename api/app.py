@@ -26,7 +26,7 @@ from ledger.errors import InvalidInput, NotFound, TooLarge
 from ledger.log import now_ms
 from ledger.sequencer import Receipt
 from ledger.tiles import ENTRY_BUNDLE_LEVEL, TILE_WIDTH, parse_tile_path
-from verifier.bundle import VERDICTS_ZH, present, verify_bundle
+from verifier.bundle import VERDICTS_ZH, Report, present, verify_bundle
 
 from . import problems
 from .problems import Problem
@@ -145,28 +145,28 @@ def create_app(service: Service, *, limits: Limits | None = None) -> FastAPI:
             b"".join([c async for c in limited(request.stream(), MAX_BODY_BYTES, message)])
         )
 
-    def report_sync(index: int, digest: Digest | None, code: DepositCode | None) -> dict[str, Any]:
-        report = service.reports.get(index)
-        if report is None:
-            report = verify_bundle(
-                service.bundle(index),
-                log_keys=[service.log_verifier],
-                tsa_roots=service.tsa_roots,
-                check_token=service.check_token,
-            )
-            if report.trusted_time is not None and report.verdict == "VERIFIED":
-                service.reports.put(index, report)  # sealed: nothing about it can change
-        out = present(report, digest=digest, code=code).to_object()
-        out["index"] = index
-        return out
+    def fresh_report(index: int) -> Report:
+        """Verify deposit ``index`` from its bundle; keep the report once sealed."""
+        report = verify_bundle(
+            service.bundle(index),
+            log_keys=[service.log_verifier],
+            tsa_roots=service.tsa_roots,
+            check_token=service.check_token,
+        )
+        if report.trusted_time is not None and report.verdict == "VERIFIED":
+            service.reports.put(index, report)  # sealed: nothing about it can change
+        return report
 
     async def report_for(
         index: int, digest: Digest | None, code: DepositCode | None
     ) -> dict[str, Any]:
-        """The verdict: from a kept report at once, else computed off the event loop."""
-        if service.reports.get(index) is not None:
-            return report_sync(index, digest, code)
-        return await run_in_threadpool(report_sync, index, digest, code)
+        """The verdict: from a kept report at once, else verified off the event loop."""
+        report = service.reports.get(index)
+        if report is None:
+            report = await run_in_threadpool(fresh_report, index)
+        out = present(report, digest=digest, code=code).to_object()
+        out["index"] = index
+        return out
 
     v1 = APIRouter(prefix="/v1")
 
