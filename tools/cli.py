@@ -41,6 +41,8 @@ _HTTP_QUICK = {
     "rounds": 1,
 }
 """What ``bench http --quick`` changes, likewise."""
+_AUDIT_QUICK = {"size": 3000}
+"""What ``bench audit --quick`` changes, likewise."""
 _HTTP_ALGS = ("ed25519", "ecdsa-p256-sha256", "rsa-pss-sha256", "rsa-pkcs1v15-sha256", "sm2-sm3")
 """``ledger.entry.SIGNATURE_ALGORITHMS`` (not imported here, to keep the command line light)."""
 
@@ -184,6 +186,47 @@ def bench_ledger(
 
     machine = machine_info()  # before the run: the revision measured is the one imported
     _run_and_report(run_ledger_bench, config, machine, json_path)
+
+
+@bench.command("audit")
+@click.option(
+    "--size",
+    type=click.IntRange(min=1),
+    default=1_000_000,
+    show_default=True,
+    help="Signed deposits in the audited ledger.",
+)
+@click.option("--huge", is_flag=True, help="Audit 10^7 leaves instead (slow: the build alone).")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Audit worker processes (0: one per core).",
+)
+@click.option(
+    "--keep",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Build the ledger here and keep it; a later run with the same --keep audits it again.",
+)
+@_bench_options(
+    quick=_AUDIT_QUICK,
+    quick_help="Small size, for tests: 3000 deposits.",
+    json_default="bench-results/audit.json",
+    dir_help="Directory for the temporary ledger (default: the system's).",
+)
+def bench_audit(
+    size: int, huge: bool, workers: int, keep: Path | None, json_path: Path, work_dir: Path | None
+) -> None:
+    """Full audit replay rate beside the hashlib (2 hashes per leaf) and Ed25519 ceilings."""
+    from .bench import machine_info
+    from .bench_audit import HUGE_SIZE, AuditConfig, run_audit_bench
+
+    config = AuditConfig(size=HUGE_SIZE if huge else size, workers=workers, keep=keep,
+                         work_dir=work_dir)  # fmt: skip
+    machine = machine_info(("cryptography", "rocksdict"))
+    _run_and_report(run_audit_bench, config, machine, json_path)
 
 
 @bench.command("crypto")
@@ -948,6 +991,13 @@ def _report_not_found(as_json: bool, code: str, zh: str) -> None:
     show_default=True,
     help="Where the signed report goes.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Processes checking entries and signatures (0: one per core; 1: this one only).",
+)
 def audit_command(
     store_dir: Path | None,
     server: str | None,
@@ -959,6 +1009,7 @@ def audit_command(
     auditor: str,
     out: Path,
     state_path: Path | None,
+    workers: int,
 ) -> None:
     """Replay the whole ledger and check every root, link, signature, token and index.
     Exit 0 when clean, 6 when anything diverges."""
@@ -994,7 +1045,8 @@ def audit_command(
                 bar.update(task, completed=done, total=total)
 
             report = audit(store, log_key=verifier, tsa_roots=roots, collect=collect,
-                           progress=progress, resume=resume)  # fmt: skip
+                           progress=progress, resume=resume,
+                           workers=workers or os.cpu_count() or 1)  # fmt: skip
     finally:
         if isinstance(store, RocksStore):
             store.close()

@@ -15,8 +15,12 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
-from collections.abc import Callable, Iterator, Sequence
+import multiprocessing
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -27,14 +31,15 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ledger.canonical import jcs
 from ledger.checkpoint import Checkpoint, NoteVerifier, open_checkpoint, split_note
-from ledger.entry import parse_entry
+from ledger.code import DepositCode
+from ledger.entry import DIGEST_ALGORITHM_IDS, parse_entry
 from ledger.errors import CunzhengError, InvalidInput, SignatureInvalid
 from ledger.merkle import EMPTY_ROOT, CompactRange, consistency_plan, leaf_hash
 from ledger.registry import Depositor, DepositorKey
 from ledger.tiles import TiledTree, TileID, node_hashes, strata_reader
 
 from .proof import verify_consistency
-from .signature import load_public_key, verify_statement
+from .signature import PublicKey, load_public_key, verify_statement
 from .timestamp import verify_token
 
 __all__ = [
@@ -114,6 +119,7 @@ def audit(
     collect: bool = False,
     progress: Callable[[int, int], None] | None = None,
     resume: AuditState | None = None,
+    workers: int = 1,
 ) -> AuditReport:
     """Replay the log in ``source``; see the module docstring for what is checked.
 
@@ -121,6 +127,10 @@ def audit(
     goes on from the remembered frontier, and a consistency proof from the remembered tree head
     to the new one shows that nothing before it was rewritten. ``report.state`` is the state to
     keep for next time (set when the audit is clean).
+
+    With ``workers > 1`` the entries (canonical form, depositor signature, key window) are
+    checked in that many worker processes while this one reads, hashes and rebuilds the tree;
+    divergences are still reported in log order, the same as with one.
     """
     report = AuditReport()
 
@@ -136,63 +146,113 @@ def audit(
     tiles: dict[TileID, bytes] = {}
     previous: Checkpoint | None = None if resume is None else resume.checkpoint
     first = tree.size
+    # Everything found is reported in log order: each batch's entry checks (which may still be
+    # running in a worker) before the checkpoint that closes it.
+    pending: deque[Callable[[], None]] = deque()
+
+    def finish_batch(start: int, hashes: list[bytes], checked: Future[_Checked]) -> None:
+        statement_keys, problems = checked.result()
+        for index, what, expected, found in problems:
+            diverge(f"index {index}", what, expected, found)
+        _check_indexes(source, start, hashes, statement_keys, diverge)
+        report.entries = start + len(hashes) - first
+        if progress is not None:
+            progress(start + len(hashes), total)
+
+    def missing(index: int) -> None:
+        diverge(f"index {index}", "entry", "present", "missing")
+        raise _Stop
+
+    checker = _EntryChecker(keys, workers)
     try:
         if resume is not None and heads:
             _check_consistency(source, resume, heads[-1].note, log_key, diverge)
         for head in heads:
             where = f"checkpoint {head.size}"
+            found: list[tuple[str, object, object]] = []
             try:
                 cp = open_checkpoint(head.note, [log_key]).checkpoint
             except CunzhengError as exc:
-                diverge(
-                    where, "checkpoint signature", "a valid signature by the log key", exc.message
-                )
+                found.append(("checkpoint signature", "a valid signature by the log key",
+                              exc.message))  # fmt: skip
+                pending.append(functools.partial(_report, diverge, where, found))
                 continue
             if cp.size != head.size:
-                diverge(where, "checkpoint size", head.size, cp.size)
+                found.append(("checkpoint size", head.size, cp.size))
             expected_prev = None if previous is None else previous.body_hash()
             if cp.prev != expected_prev:
-                diverge(where, "prev link", _hex(expected_prev), _hex(cp.prev))
+                found.append(("prev link", _hex(expected_prev), _hex(cp.prev)))
             if previous is not None and (cp.time_ms or 0) < (previous.time_ms or 0):
-                diverge(where, "time goes backwards", f">= {previous.time_ms}", cp.time_ms)
+                found.append(("time goes backwards", f">= {previous.time_ms}", cp.time_ms))
+            pending.append(functools.partial(_report, diverge, where, found))
+            found = []
             while tree.size < cp.size:
                 start = tree.size
                 leaves = source.entries(start, min(cp.size, start + BATCH))
                 if not leaves:
-                    diverge(f"index {start}", "entry", "present", "missing")
-                    raise _Stop
+                    pending.append(functools.partial(missing, start))
+                    raise _Drain
                 hashes = [leaf_hash(leaf) for leaf in leaves]
-                for offset, (leaf, h) in enumerate(zip(leaves, hashes, strict=True)):
-                    _check_entry(source, start + offset, leaf, h, keys, diverge)
+                pending.append(functools.partial(finish_batch, start, hashes,
+                                                 checker.submit(start, leaves)))  # fmt: skip
                 tiles.update(tree.extend(hashes))
-                report.entries = tree.size - first
-                if progress is not None:
-                    progress(tree.size, total)
+                while len(pending) > checker.depth:
+                    pending.popleft()()
             root = tree.root() if cp.size else EMPTY_ROOT
             if root != cp.root_hash:
-                diverge(where, "root hash", root.hex(), cp.root_hash.hex())
+                found.append(("root hash", root.hex(), cp.root_hash.hex()))
             token = source.timestamp(cp.size)
+            stamped = False
             if token is not None:
                 body, _ = split_note(head.note)
                 try:
                     verify_token(token, digest=hashlib.sha256(body).digest(), roots=tsa_roots)
-                    report.timestamps += 1
+                    stamped = True
                 except CunzhengError as exc:
-                    diverge(where, "RFC 3161 token", "valid over the checkpoint body", exc.message)
+                    found.append(("RFC 3161 token", "valid over the checkpoint body", exc.message))
+            pending.append(functools.partial(_report, diverge, where, found))
+            pending.append(functools.partial(_passed, report, cp, stamped))
             previous = cp
-            report.checkpoints += 1
-            report.tree_size, report.root_hash = cp.size, cp.root_hash
+        while pending:
+            pending.popleft()()
         ids = sorted(tiles)
-        for tile, found in zip(ids, source.read_tiles(ids), strict=True):
-            if found != tiles[tile]:
-                shown = "missing" if found is None else found.hex()[:64] + "…"
+        for tile, stored in zip(ids, source.read_tiles(ids), strict=True):
+            if stored != tiles[tile]:
+                shown = "missing" if stored is None else stored.hex()[:64] + "…"
                 diverge(f"tile {tile.level}/{tile.index}", "tile record",
                         tiles[tile].hex()[:64] + "…", shown)  # fmt: skip
+    except _Drain:
+        try:
+            while pending:
+                pending.popleft()()
+        except _Stop:
+            pass
     except _Stop:
         pass
+    finally:
+        checker.close()
     if report.clean and previous is not None:
         report.state = AuditState(previous, tuple(tree.frontier.hashes), dict(tree.edges))
     return report
+
+
+class _Drain(Exception):
+    """The replay cannot go on: report what is pending, in order, then stop."""
+
+
+def _report(
+    diverge: Callable[[str, str, object, object], None],
+    where: str,
+    found: list[tuple[str, object, object]],
+) -> None:
+    for what, expected, got in found:
+        diverge(where, what, expected, got)
+
+
+def _passed(report: AuditReport, cp: Checkpoint, stamped: bool) -> None:
+    report.checkpoints += 1
+    report.timestamps += stamped
+    report.tree_size, report.root_hash = cp.size, cp.root_hash
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,41 +323,131 @@ def _depositor_keys(source: AuditSource) -> dict[tuple[str, str], DepositorKey]:
     return keys
 
 
-def _check_entry(
+_Problem = tuple[int, str, str, str]
+_Checked = tuple[list[bytes | None], list[_Problem]]
+"""Per batch: each entry's statement key (``None`` if it does not parse), and what failed."""
+
+
+def check_entries(
+    start: int, leaves: Sequence[bytes], keys: Mapping[tuple[str, str], DepositorKey]
+) -> _Checked:
+    """Check entries ``start, start + 1, …`` on their own: canonical form, depositor signature
+    by a registered key, key valid at receipt. Pure, so it runs in a worker process too."""
+    statement_keys: list[bytes | None] = []
+    problems: list[_Problem] = []
+    for index, leaf in enumerate(leaves, start):
+        try:
+            entry = parse_entry(leaf)
+        except CunzhengError as exc:
+            statement_keys.append(None)
+            problems.append((index, "entry format", "a canonical entry", exc.message))
+            continue
+        statement = entry.statement
+        statement_keys.append(statement.key)
+        key = keys.get((statement.depositor, entry.sig.key_id))
+        if key is None:
+            problems.append((index, "depositor key", f"{statement.depositor}/{entry.sig.key_id}",
+                             "unregistered"))  # fmt: skip
+            continue
+        try:
+            verify_statement(statement.signed_hash, entry.sig.alg, entry.sig.value,
+                             _public_key(key.public_key))  # fmt: skip
+        except CunzhengError as exc:
+            problems.append((index, "depositor signature", "valid", exc.message))
+        received = int(dt.datetime.fromisoformat(entry.received_at).timestamp() * 1000)
+        problem = key.problem_at(received)
+        if problem is not None:
+            window = f"[{key.not_before}, {key.not_after}) revoked at {key.revoked_at}"
+            problems.append((index, "key valid at receipt", window, f"{problem} at {received}"))
+    return statement_keys, problems
+
+
+@functools.lru_cache(maxsize=1024)
+def _public_key(pem: str) -> PublicKey:
+    return load_public_key(pem.encode())
+
+
+def _check_indexes(
     source: AuditSource,
-    index: int,
-    leaf: bytes,
-    h: bytes,
-    keys: dict[tuple[str, str], DepositorKey],
+    start: int,
+    hashes: Sequence[bytes],
+    statement_keys: Sequence[bytes | None],
     diverge: Callable[[str, str, object, object], None],
 ) -> None:
-    where = f"index {index}"
-    try:
-        entry = parse_entry(leaf)
-    except CunzhengError as exc:
-        diverge(where, "entry format", "a canonical entry", exc.message)
-        return
-    statement = entry.statement
-    if index not in source.indexes_by_code(h[:10]):
-        diverge(where, "index by code", f"{entry.code} -> {index}", "absent")
-    if index not in source.indexes_by_digest(statement.digest.index_key):
-        diverge(where, "index by digest", f"{statement.digest} -> {index}", "absent")
-    key = keys.get((statement.depositor, entry.sig.key_id))
-    if key is None:
-        diverge(where, "depositor key", f"{statement.depositor}/{entry.sig.key_id}", "unregistered")
-        return
-    try:
-        verify_statement(
-            statement.signed_hash, entry.sig.alg, entry.sig.value,
-            load_public_key(key.public_key.encode()),
-        )  # fmt: skip
-    except CunzhengError as exc:
-        diverge(where, "depositor signature", "valid", exc.message)
-    received = int(dt.datetime.fromisoformat(entry.received_at).timestamp() * 1000)
-    problem = key.problem_at(received)
-    if problem is not None:
-        window = f"[{key.not_before}, {key.not_after}) revoked at {key.revoked_at}"
-        diverge(where, "key valid at receipt", window, f"{problem} at {received}")
+    """Each entry must be found under its deposit code and under its digest (its statement).
+
+    A store answers for a whole batch at once (``indexes_by_statement``, ``codes_indexed``);
+    any other source one lookup per entry.
+    """
+    codes_indexed = getattr(source, "codes_indexed", None)
+    if codes_indexed is not None:
+        present = codes_indexed([(h[:10], start + i) for i, h in enumerate(hashes)])
+    else:
+        present = [start + i in source.indexes_by_code(h[:10]) for i, h in enumerate(hashes)]
+    by_statement = getattr(source, "indexes_by_statement", None)
+    known = [k for k in statement_keys if k is not None]
+    if by_statement is not None:
+        found = iter(by_statement(known))
+        digest_ok = [k is None or next(found) == start + i for i, k in enumerate(statement_keys)]
+    else:
+        digest_ok = [
+            k is None or start + i in source.indexes_by_digest(k[:-16])
+            for i, k in enumerate(statement_keys)
+        ]
+    for i, h in enumerate(hashes):
+        index = start + i
+        if not present[i]:
+            diverge(f"index {index}", "index by code", f"{DepositCode(h[:10])} -> {index}",
+                    "absent")  # fmt: skip
+        key = statement_keys[i]
+        if not digest_ok[i] and key is not None:
+            diverge(f"index {index}", "index by digest", f"{_digest_text(key)} -> {index}",
+                    "absent")  # fmt: skip
+
+
+def _digest_text(statement_key: bytes) -> str:
+    alg = {v: k for k, v in DIGEST_ALGORITHM_IDS.items()}.get(statement_key[0], "?")
+    return f"{alg}:{statement_key[1:-16].hex()}"
+
+
+class _EntryChecker:
+    """Runs :func:`check_entries` inline, or in worker processes (spawned: the parent holds a
+    storage engine and its threads, which a fork would copy)."""
+
+    def __init__(self, keys: Mapping[tuple[str, str], DepositorKey], workers: int) -> None:
+        self.keys = dict(keys)
+        self.pool: ProcessPoolExecutor | None = None
+        if workers > 1:
+            self.pool = ProcessPoolExecutor(
+                workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker,
+                initargs=(self.keys,),
+            )
+        self.depth = 2 * workers + 1
+        """Batches in flight before the oldest is waited for."""
+
+    def submit(self, start: int, leaves: Sequence[bytes]) -> Future[_Checked]:
+        if self.pool is not None:
+            return self.pool.submit(_check_in_worker, start, list(leaves))
+        done: Future[_Checked] = Future()
+        done.set_result(check_entries(start, leaves, self.keys))
+        return done
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+_WORKER_KEYS: dict[tuple[str, str], DepositorKey] = {}
+
+
+def _init_worker(keys: dict[tuple[str, str], DepositorKey]) -> None:
+    _WORKER_KEYS.update(keys)
+
+
+def _check_in_worker(start: int, leaves: list[bytes]) -> _Checked:
+    return check_entries(start, leaves, _WORKER_KEYS)
 
 
 def sign_report(

@@ -68,6 +68,9 @@ class MemoryStore:
     def indexes_by_digest(self, digest_key: bytes) -> list[int]:
         return list(self._digests.get(digest_key, ()))
 
+    def codes_indexed(self, pairs: Sequence[tuple[bytes, int]]) -> list[bool]:
+        return [index in self._codes.get(code, ()) for code, index in pairs]
+
     def indexes_by_statement(self, keys: Sequence[bytes]) -> list[int | None]:
         return [self._statements.get(k) for k in keys]
 

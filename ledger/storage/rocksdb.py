@@ -163,6 +163,14 @@ class RocksStore:
         values = self._db[keys] if keys else []
         return sorted(_U64.unpack(v)[0] for v in values)
 
+    def codes_indexed(self, pairs: Sequence[tuple[bytes, int]]) -> list[bool]:
+        """For each (code, index), whether the by-code index holds it (one multi-get; the
+        audit's batch check)."""
+        if not pairs:
+            return []
+        values = self._db[[b"c" + code + _u64(index) for code, index in pairs]]
+        return [v is not None for v in values]
+
     def indexes_by_statement(self, keys: Sequence[bytes]) -> list[int | None]:
         if not keys:
             return []

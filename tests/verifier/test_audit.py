@@ -59,11 +59,14 @@ def copy(ledger_dir: dict[str, Any], tmp_path: Path) -> Path:
     return target
 
 
-def run_audit(path: Path, ledger_dir: dict[str, Any], collect: bool = False) -> AuditReport:
+def run_audit(
+    path: Path, ledger_dir: dict[str, Any], collect: bool = False, workers: int = 1
+) -> AuditReport:
     store = RocksStore(path, read_only=True)
     try:
         log_key = NoteVerifier.parse(ledger_dir["vkey"])
-        return audit(store, log_key=log_key, tsa_roots=ledger_dir["roots"], collect=collect)
+        return audit(store, log_key=log_key, tsa_roots=ledger_dir["roots"], collect=collect,
+                     workers=workers)  # fmt: skip
     finally:
         store.close()
 
@@ -147,6 +150,27 @@ def test_each_tampering_is_found_and_named(
     first = report.divergences[0]
     assert first.what in what, first
     assert first.where.startswith(("index", "tile", "checkpoint")), first
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "change",
+    [_flip_entry, _drop_code_index, _drop_entry, _swap_entries, _flip_tile, None],
+    ids=["entry-byte", "code-index", "deleted-entry", "reordered-entries", "tile-byte", "clean"],
+)
+def test_worker_processes_report_the_same_in_the_same_order(
+    ledger_dir: dict[str, Any], tmp_path: Path, change: Callable[[Rdict], None] | None
+) -> None:
+    path = copy(ledger_dir, tmp_path)
+    if change is not None:
+        tamper(path, change)
+    for collect in (False, True):
+        alone = run_audit(path, ledger_dir, collect=collect)
+        pooled = run_audit(path, ledger_dir, collect=collect, workers=2)
+        assert pooled.divergences == alone.divergences
+        assert (pooled.entries, pooled.checkpoints, pooled.timestamps, pooled.tree_size) == (
+            alone.entries, alone.checkpoints, alone.timestamps, alone.tree_size)  # fmt: skip
+        assert pooled.clean == (change is None)
 
 
 @pytest.mark.slow
