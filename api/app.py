@@ -61,6 +61,19 @@ class KeyIn(BaseModel):
     not_after: int | None = None
 
 
+MAX_LOOKUPS = 4096
+"""Index lookups in one ``POST /v1/indexes/lookup``."""
+
+
+class IndexLookupIn(BaseModel):
+    codes: list[Annotated[str, Field(max_length=64)]] = Field(
+        default=[], max_length=MAX_LOOKUPS, description="deposit codes (forgiving input)"
+    )
+    statements: list[Annotated[str, Field(pattern="^([0-9a-f]{2}){49,81}$")]] = Field(
+        default=[], max_length=MAX_LOOKUPS, description="statement keys, lower-case hex"
+    )
+
+
 class RevokeIn(BaseModel):
     at: int | None = Field(None, description="Unix ms; default now")
 
@@ -321,6 +334,15 @@ def create_app(service: Service, *, limits: Limits | None = None) -> FastAPI:
     async def indexes_by_digest(digest: str) -> Response:
         """Public: the log indexes of every deposit of a digest, oldest first (for auditors)."""
         return _json({"indexes": service.ledger.lookup_digest(Digest.parse(digest))})
+
+    @v1.post("/indexes/lookup", tags=["log"])
+    async def indexes_lookup(body: IndexLookupIn) -> Response:
+        """Public: many index lookups in one request, for auditors replaying the log over HTTP:
+        the indexes of each deposit code, and the index of each statement key (hex of digest
+        key ‖ statement hash, as the by-digest index holds it; ``null`` when absent)."""
+        codes = [service.ledger.lookup_code(parse_code(c)) for c in body.codes]
+        keys = [bytes.fromhex(k) for k in body.statements]
+        return _json({"codes": codes, "statements": service.store.indexes_by_statement(keys)})
 
     @v1.get("/checkpoints", tags=["log"])
     async def checkpoints(

@@ -27,6 +27,8 @@ from ledger.tiles import TILE_HEIGHT, TILE_WIDTH, TileID, record_from_tile, tile
 __all__ = ["HttpSource"]
 
 _ALG_BY_ID = {v: k for k, v in DIGEST_ALGORITHM_IDS.items()}
+LOOKUPS = 4096
+"""Index lookups per request (the server's limit)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +131,37 @@ class HttpSource:
             "indexes"
         ]
         return indexes
+
+    def _lookup(self, body: dict[str, list[str]]) -> Any:
+        request = urllib.request.Request(  # noqa: S310 (the auditor's own server URL)
+            self.url + "/v1/indexes/lookup",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as r:  # noqa: S310
+                return json.loads(r.read())
+        except urllib.error.HTTPError as exc:
+            raise StorageError(f"{self.url}/v1/indexes/lookup: HTTP {exc.code}") from exc
+        except OSError as exc:
+            raise StorageError(f"{self.url}/v1/indexes/lookup: {exc}") from exc
+
+    def codes_indexed(self, pairs: Sequence[tuple[bytes, int]]) -> list[bool]:
+        """For each (code, index), whether the server's by-code index holds it; a batch at a
+        time (``POST /v1/indexes/lookup``)."""
+        out: list[bool] = []
+        for at in range(0, len(pairs), LOOKUPS):
+            part = pairs[at : at + LOOKUPS]
+            found = self._lookup({"codes": [DepositCode(c).compact for c, _ in part]})["codes"]
+            out += [index in indexes for (_, index), indexes in zip(part, found, strict=True)]
+        return out
+
+    def indexes_by_statement(self, keys: Sequence[bytes]) -> list[int | None]:
+        out: list[int | None] = []
+        for at in range(0, len(keys), LOOKUPS):
+            part = [k.hex() for k in keys[at : at + LOOKUPS]]
+            out += self._lookup({"statements": part})["statements"]
+        return out
 
     def record_list(self, kind: str, start: str = "") -> list[tuple[str, bytes]]:
         if kind != "depositor":

@@ -194,6 +194,7 @@ ROUTES = [
     ("GET", "/v1/deposits/{code}", "public"),
     ("POST", "/v1/verify", "public"),
     ("GET", "/v1/checkpoint", "public"),
+    ("POST", "/v1/indexes/lookup", "public"),
 ]
 
 

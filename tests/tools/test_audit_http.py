@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -66,3 +67,45 @@ def test_a_server_serving_a_wrong_tile_is_caught(
     report = audit(Lying(server_url), log_key=log_key, tsa_roots=service.tsa_roots)
     assert not report.clean
     assert report.divergences[0].what == "tile record"
+
+
+@pytest.mark.slow
+def test_index_lookups_come_in_batches_and_a_lying_index_is_caught(
+    service: Service, lender: Lender, server_url: str, tmp_path: Path
+) -> None:
+    files = []
+    for i in range(50):
+        files.append(tmp_path / f"{i}.pdf")
+        files[-1].write_bytes(b"%%PDF lookup %d" % i)
+    service.sequencer.append([lender.deposit(p) for p in files])
+    calls: list[str] = []
+
+    class Counting(HttpSource):
+        def _lookup(self, body: dict[str, list[str]]) -> Any:
+            calls.append(next(iter(body)))
+            return super()._lookup(body)
+
+    log_key = NoteVerifier.parse(service.ledger.signer.vkey)
+    report = audit(Counting(server_url), log_key=log_key, tsa_roots=service.tsa_roots)
+    assert report.clean, report.to_object()
+    assert sorted(calls) == ["codes", "statements"]  # one request each for the 50 entries
+
+    class Lying(HttpSource):
+        def indexes_by_statement(self, keys: Sequence[bytes]) -> list[int | None]:
+            found = super().indexes_by_statement(keys)
+            return [None if i == 7 else i for i in found]
+
+    report = audit(Lying(server_url), log_key=log_key, tsa_roots=service.tsa_roots, collect=True)
+    assert [(d.where, d.what) for d in report.divergences] == [("index 7", "index by digest")]
+
+
+def test_index_lookup_refuses_malformed_keys(server_url: str) -> None:
+    import httpx
+
+    bad = httpx.post(f"{server_url}/v1/indexes/lookup", json={"statements": ["zz"]})
+    assert bad.status_code == 422
+    assert bad.headers["content-type"].startswith("application/problem+json")
+    many = httpx.post(f"{server_url}/v1/indexes/lookup", json={"codes": ["x"] * 5000})
+    assert many.status_code == 422
+    unknown = httpx.post(f"{server_url}/v1/indexes/lookup", json={"statements": ["01" * 49]})
+    assert unknown.json() == {"codes": [], "statements": [None]}
