@@ -153,16 +153,16 @@ class Store(Protocol):
 
 
 def open_store(url: str, *, read_only: bool = False) -> Store:
-    """Open a backend by URL: ``rocksdb:PATH`` or a plain path (RocksDB), ``memory:``."""
+    """Open a backend by URL: ``rocksdb:PATH`` or a plain path (RocksDB), ``memory:``, or
+    ``postgresql://…`` (PostgreSQL; the schema is created or migrated on open)."""
     if url == "memory:":
         from .storage.memory import MemoryStore
 
         return MemoryStore()
     if url.startswith(("postgresql://", "postgres://")):
-        raise InvalidInput(
-            "the PostgreSQL backend is not built yet (issue 8); use a RocksDB directory",
-            url_scheme="postgresql",
-        )
+        from .storage.postgres import PostgresStore
+
+        return PostgresStore(url, read_only=read_only)
     path = url.removeprefix("rocksdb:")
     if not path:
         raise InvalidInput("store URL names no directory", url=url)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from ledger.log import Ledger
 from ledger.storage.memory import MemoryStore
 from ledger.storage.rocksdb import RocksStore
 from ledger.store import Store
+from tests.pg import PgCluster, find_pg_bin, start_cluster
 
 ORIGIN = "test.cunzheng/log"
 
@@ -43,11 +46,46 @@ def make_deposit(i: int, *, depositor: str = "lender-1", with_meta: bool = True)
     return Deposit.create(statement, sig)
 
 
-@pytest.fixture(params=["memory", "rocksdb"])
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    """A throwaway PostgreSQL cluster for the whole session (tests/pg.py). Skipped outside CI
+    when the server binaries are missing; in CI (``CI=true``) their absence fails."""
+    bin_dir = find_pg_bin()
+    if bin_dir is None:
+        reason = (
+            "PostgreSQL server binaries (initdb, pg_ctl) not found; install Debian's "
+            "postgresql package or set CUNZHENG_PG_BIN"
+        )
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    # Not under pytest's root-only temporary directory: the postgres user must reach it.
+    root = Path(tempfile.mkdtemp(prefix="cunzheng-pg-"))
+    try:
+        cluster = start_cluster(root, bin_dir)
+        try:
+            cluster.prepare_template()
+            yield cluster
+        finally:
+            cluster.stop()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_url(pg_cluster: PgCluster) -> Iterator[str]:
+    """A fresh database with the schema applied, dropped after the test."""
+    url = pg_cluster.new_database()
+    yield url
+    pg_cluster.drop_database(url)
+
+
+@pytest.fixture(params=["memory", "rocksdb", "postgresql"])
 def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Store]]:
     """Opens (and reopens) one store of each backend; closes what it opened."""
     opened: list[Store] = []
     memory = MemoryStore()
+    url = request.getfixturevalue("pg_url") if request.param == "postgresql" else ""
 
     def factory() -> Store:
         if request.param == "memory":
@@ -55,7 +93,13 @@ def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ca
         for s in opened:
             s.close()
         opened.clear()
-        store = RocksStore(tmp_path / "db")
+        store: Store
+        if request.param == "postgresql":
+            from ledger.storage.postgres import PostgresStore
+
+            store = PostgresStore(url, pool_size=2)
+        else:
+            store = RocksStore(tmp_path / "db")
         opened.append(store)
         return store
 
