@@ -29,6 +29,7 @@ from ledger.tiles import ENTRY_BUNDLE_LEVEL, TILE_WIDTH, parse_tile_path
 from verifier.bundle import VERDICTS_ZH, Report, present, verify_bundle
 
 from . import problems
+from .operations import AccessLog
 from .problems import Problem
 from .service import ApiKey, Service
 
@@ -136,6 +137,7 @@ def create_app(service: Service, *, limits: Limits | None = None) -> FastAPI:
             raise Problem(
                 401, "unauthenticated", "the API key is unknown or revoked", "API密钥无效"
             )
+        request.state.cunzheng_caller = f"{key.role}:{key.id}"  # for the access log; no secret
         return key
 
     def require(*roles: str) -> Callable[..., Coroutine[Any, Any, ApiKey]]:
@@ -179,7 +181,12 @@ def create_app(service: Service, *, limits: Limits | None = None) -> FastAPI:
             report = await run_in_threadpool(fresh_report, index)
         out = present(report, digest=digest, code=code).to_object()
         out["index"] = index
+        service.metrics.verdict(out["verdict"])
         return out
+
+    def not_found() -> Response:
+        service.metrics.verdict("NOT_FOUND")
+        return _json({"verdict": "NOT_FOUND", "verdict_zh": VERDICTS_ZH["NOT_FOUND"], "steps": []})
 
     v1 = APIRouter(prefix="/v1")
 
@@ -234,6 +241,8 @@ def create_app(service: Service, *, limits: Limits | None = None) -> FastAPI:
         # while, and cryptography releases the GIL while it verifies).
         future = await run_in_threadpool(submit)
         receipts = await asyncio.wrap_future(future)
+        duplicates = sum(r.duplicate for r in receipts)
+        service.metrics.deposits(new=len(receipts) - duplicates, duplicate=duplicates)
 
         def receipt_objects() -> list[dict[str, Any]]:
             b64 = base64.b64encode
@@ -373,7 +382,7 @@ def create_app(service: Service, *, limits: Limits | None = None) -> FastAPI:
                 return _json(await report_for(indexes[0], digest, None))
         else:
             raise InvalidInput("give a deposit code, a digest, or both")
-        return _json({"verdict": "NOT_FOUND", "verdict_zh": VERDICTS_ZH["NOT_FOUND"], "steps": []})
+        return not_found()
 
     @v1.post("/verify/file", tags=["verify"])
     async def verify_file(request: Request) -> Response:
@@ -406,9 +415,7 @@ def create_app(service: Service, *, limits: Limits | None = None) -> FastAPI:
             found = service.ledger.lookup_digest(digest)
             index = found[0] if found else None
         if index is None:
-            return _json(
-                {"verdict": "NOT_FOUND", "verdict_zh": VERDICTS_ZH["NOT_FOUND"], "steps": []}
-            )
+            return not_found()
         return _json(await report_for(index, digest, code))
 
     @v1.get("/deposits/{code}/bundle", tags=["deposits"])
@@ -544,10 +551,29 @@ def create_app(service: Service, *, limits: Limits | None = None) -> FastAPI:
 
     @app.get("/healthz", tags=["operations"])
     async def health() -> Response:
-        lag = service.stamper.lag()
-        return _json({
-            "status": "ok", "tree_size": lag.head_size, "stamped_size": lag.stamped_size,
-            "entries_waiting_for_time_stamp": lag.entries_waiting, "tsa_error": lag.last_error,
-        })  # fmt: skip
+        """Public: tree size, time-stamping lag (entries and seconds, the TSA's last error) and
+        the latest checkpoint's age; ``status`` is ``degraded`` while time-stamping lags."""
+        return _json(await run_in_threadpool(service.health))
+
+    @app.get("/metrics", tags=["operations"])
+    async def metrics(_key: Annotated[ApiKey, Depends(require("admin", "auditor"))]) -> Response:
+        """Prometheus text exposition (admin or auditor key: README, Operations)."""
+        h = await run_in_threadpool(service.health)
+        gauges = {
+            "tree_size": ("Entries in the log.", h["tree_size"]),
+            "tsa_lag_entries": ("Entries without a trusted time yet.",
+                                h["entries_waiting_for_time_stamp"]),
+            "tsa_lag_seconds": ("Age of the oldest checkpoint not yet time-stamped.",
+                                h["tsa_lag_seconds"]),
+            "tsa_up": ("1 if the last time-stamping attempt succeeded.",
+                       0 if h["tsa_error"] else 1),
+            "checkpoint_age_seconds": ("Age of the latest checkpoint.",
+                                       h["checkpoint_age_seconds"] or 0),
+        }  # fmt: skip
+        return Response(
+            service.metrics.render(gauges), media_type="text/plain; version=0.0.4; charset=utf-8"
+        )
+
+    app.add_middleware(AccessLog, metrics=service.metrics)
 
     return app

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger.authority import issue_tsa_certificates, open_authority
 from ledger.canonical import jcs, loads
-from ledger.checkpoint import NoteSigner, NoteVerifier
+from ledger.checkpoint import Checkpoint, NoteSigner, NoteVerifier, split_note
 from ledger.code import DepositCode
 from ledger.entry import parse_entry
 from ledger.errors import (
@@ -45,6 +45,8 @@ from verifier.admission import Admission
 from verifier.bundle import Bundle, Report
 from verifier.signature import StatementKeys
 from verifier.timestamp import TimestampInfo, make_request, read_response, verify_token
+
+from .operations import Metrics
 
 __all__ = ["ROLES", "ApiKey", "ApiKeys", "Service", "ServiceConfig"]
 
@@ -202,8 +204,10 @@ class Service:
         tsa_roots: Sequence[x509.Certificate],
         api_keys: ApiKeys,
         closers: Sequence[Any] = (),
+        metrics: Metrics | None = None,
     ) -> None:
         self.config = config
+        self.metrics = metrics or Metrics()
         self._closers = list(closers)
         self._token_cache: OrderedDict[bytes, TimestampInfo] = OrderedDict()
         self._token_lock = threading.Lock()
@@ -305,10 +309,12 @@ class Service:
             client,
             verify=lambda token, digest: verify_token(token, digest=digest, roots=roots),
         )
+        metrics = Metrics()
         sequencer = Sequencer(
             ledger,
             admit=Admission(registry, token_roots=depositor_roots),
             on_commit=[stamper.notify],
+            observe=metrics.block,
         )
         api_keys = ApiKeys(store)
         admin_path = data / "admin-token"
@@ -324,6 +330,7 @@ class Service:
             tsa_roots=roots,
             api_keys=api_keys,
             closers=closers,
+            metrics=metrics,
         )
 
     def start(self) -> Service:
@@ -338,6 +345,31 @@ class Service:
         self.store.close()
         for closer in self._closers:
             closer.close()
+
+    def health(self) -> dict[str, Any]:
+        """Tree size, time-stamping lag (entries and seconds) and the latest checkpoint's age.
+
+        ``status`` is ``ok``, or ``degraded`` while the TSA fails or entries have waited more
+        than a minute for a trusted time (deposits are still accepted: DESIGN §5)."""
+        lag = self.stamper.lag()
+        now = now_ms()
+        head = self.store.head()
+        age = None if head is None else (now - _note_time_ms(head.note)) / 1000
+        lag_seconds = 0.0
+        if lag.entries_waiting:
+            oldest = self.store.checkpoint_at_or_after(lag.stamped_size + 1)
+            if oldest is not None:
+                lag_seconds = max(0.0, (now - _note_time_ms(oldest.note)) / 1000)
+        degraded = lag.last_error is not None or lag_seconds > 60
+        return {
+            "status": "degraded" if degraded else "ok",
+            "tree_size": lag.head_size,
+            "stamped_size": lag.stamped_size,
+            "entries_waiting_for_time_stamp": lag.entries_waiting,
+            "tsa_lag_seconds": round(lag_seconds, 3),
+            "tsa_error": lag.last_error,
+            "checkpoint_age_seconds": None if age is None else round(max(age, 0.0), 3),
+        }
 
     # --- reads -------------------------------------------------------------------------------
 
@@ -381,6 +413,12 @@ class Service:
             depositor_name=name,
             meta=self.ledger.meta(index) if with_meta else None,
         )
+
+
+def _note_time_ms(note: bytes) -> int:
+    """The ``time`` extension line of a checkpoint note (DESIGN §5)."""
+    body, _ = split_note(note)
+    return Checkpoint.parse(body).time_ms or 0
 
 
 def _load_cert(path: Path) -> x509.Certificate:

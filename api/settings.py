@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     max_batch: int = Field(5000, ge=1, le=100_000, description="deposits in one request")
     max_original_bytes: int = Field(64 << 20, ge=0, description="largest original kept")
     max_verify_upload_bytes: int = Field(1 << 30, ge=0, description="largest file to verify")
+    log_format: Literal["text", "json"] = Field("text", description="json: one object a line")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("origin")
     @classmethod

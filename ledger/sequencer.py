@@ -81,6 +81,7 @@ class Sequencer:
         max_pending: int = 1_000_000,
         on_commit: Sequence[Callable[[int], None]] = (),
         admit: Callable[[Sequence[Deposit], int], None] | None = None,
+        observe: Callable[[int, float], None] | None = None,
     ) -> None:
         if max_batch < 1 or max_delay < 0 or max_pending < 1:
             raise ValueError("max_batch and max_pending must be positive, max_delay not negative")
@@ -93,6 +94,8 @@ class Sequencer:
         raising refuses the whole submission, nothing written."""
         self.on_commit = list(on_commit)
         """Called with the new tree size after each durable block (e.g. Stamper.notify)."""
+        self.observe = observe
+        """Called with the entries and the seconds of each block's durable write (metrics)."""
         self._queue: queue.SimpleQueue[_Pending | object] = queue.SimpleQueue()
         self._pending = 0
         self._pending_lock = threading.Lock()
@@ -259,6 +262,7 @@ class Sequencer:
             )
             note = self.ledger.signer.sign(checkpoint.body())
             metas = {old_size + n: d.meta for n, d in enumerate(new_deposits) if d.meta is not None}
+            started = time.perf_counter()
             store.commit(
                 Block(
                     old_size,
@@ -270,6 +274,8 @@ class Sequencer:
                     metas,
                 )
             )
+            if self.observe is not None:
+                self.observe(len(new_leaves), time.perf_counter() - started)
             self._last = checkpoint
             self.blocks += 1
             for hook in self.on_commit:

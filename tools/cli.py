@@ -625,8 +625,18 @@ def sign(
 )
 @click.option("--host", default=None, help="Bind address (default 127.0.0.1).")
 @click.option("--port", type=click.IntRange(0, 65535), default=None, help="Port (default 8000).")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default=None,
+    help="Logs on stderr as text (default) or JSON lines; one access line per request.",
+)
 def serve(
-    config_file: Path | None, data_dir: Path | None, host: str | None, port: int | None
+    config_file: Path | None,
+    data_dir: Path | None,
+    host: str | None,
+    port: int | None,
+    log_format: str | None,
 ) -> None:
     """Run the depository: embedded store, built-in TSA, keys made on first run."""
     import socket
@@ -635,12 +645,16 @@ def serve(
     from pydantic import ValidationError
 
     from api.app import create_app
+    from api.operations import configure_logging
     from api.service import Service
     from api.settings import load_settings
     from ledger.errors import CunzhengError
 
     try:
-        settings = load_settings(config_file, data_dir=data_dir, host=host, port=port)
+        settings = load_settings(
+            config_file, data_dir=data_dir, host=host, port=port, log_format=log_format
+        )
+        configure_logging(settings.log_format, settings.log_level)
         service = Service.open(settings.service_config())
     except ValidationError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -667,7 +681,8 @@ def serve(
         f"  admin token:   {settings.data_dir.resolve() / 'admin-token'} (readable by you only)"
     )
     app = create_app(service, limits=settings.limits())
-    config = uvicorn.Config(app, log_level="warning", access_log=False)
+    # Our logging setup stays (log_config=None); AccessLog writes the access lines.
+    config = uvicorn.Config(app, log_config=None, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
     try:
         server.run(sockets=[sock])
