@@ -149,6 +149,13 @@ def _sizes(_ctx: click.Context, _param: click.Parameter, text: str) -> tuple[int
     show_default=True,
     help="Sequencer max_batch (deposits per block at most).",
 )
+@click.option(
+    "--store",
+    "store_url",
+    default=None,
+    help="postgresql://… : measure appends on that PostgreSQL server beside its raw COPY "
+    "ceiling instead (temporary databases, dropped after; needs CREATEDB).",
+)
 @_bench_options(
     quick=_QUICK,
     quick_help="Small sizes, for tests: appends 5000, sizes 1000,20000, proofs 500, single 50.",
@@ -162,14 +169,32 @@ def bench_ledger(
     huge: bool,
     single: int,
     max_batch: int,
+    store_url: str | None,
     json_path: Path,
     work_dir: Path | None,
 ) -> None:
     """Appends/s, their RocksDB and hashing ceilings, proofs/s by tree size, tree bytes per leaf,
-    and pymerkle side by side."""
+    and pymerkle side by side; with --store postgresql://…, appends/s on PostgreSQL beside its
+    raw ceiling."""
     # Imported here so that the rest of the command line does not load the benchmark.
 
     from .bench import HUGE_SIZE, BenchConfig, machine_info, run_ledger_bench
+
+    if store_url is not None:
+        if not store_url.startswith(("postgresql://", "postgres://")):
+            raise click.BadParameter("only postgresql://… URLs", param_hint="--store")
+        from .bench_pg import run_pg_ledger_bench
+
+        if json_path == Path("bench-results/ledger.json"):
+            json_path = Path("bench-results/ledger-postgresql.json")
+        pg_config = BenchConfig(appends=appends, single=min(single, appends), max_batch=max_batch)
+        pg_machine = machine_info(("psycopg", "psycopg-pool", "psycopg-binary"))
+
+        def run_pg(config: BenchConfig, *, log: Callable[[str], None]) -> Any:
+            return run_pg_ledger_bench(config, url=store_url, log=log)
+
+        _run_and_report(run_pg, pg_config, pg_machine, json_path)
+        return
 
     if huge:
         sizes = tuple(sorted({*sizes, HUGE_SIZE}))

@@ -339,3 +339,41 @@ def test_wrk_script_and_result_line(tmp_path: Path) -> None:
     assert (result.non_2xx, result.socket_errors, result.p99_us) == (1, 0, 9000.0)
     with pytest.raises(RuntimeError, match="WRK_RESULT"):
         WrkResult.parse("wrk: connection refused")
+
+
+# --- bench ledger --store postgresql://… ------------------------------------------------------
+
+
+def test_bench_ledger_on_postgresql(pg_cluster: Any, tmp_path: Path) -> None:
+    """Tiny and untimed: every figure is there with its unit, the ratio divides figures of the
+    same run, and the temporary databases are dropped."""
+    import psycopg
+
+    from tools.bench_pg import PG_SECTIONS
+
+    out = tmp_path / "pg.json"
+    url = pg_cluster.url()
+    args = ["bench", "ledger", "--store", url, "--appends", "600", "--single", "5",
+            "--json", str(out)]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    document = json.loads(out.read_text())
+    assert set(document["sections"]) == set(PG_SECTIONS)
+    append, ceiling = document["sections"]["append"], document["sections"]["ceiling"]
+    assert append["durable_appends"]["value"] > 0 and append["blocks"]["value"] >= 1
+    assert ceiling["transactions"]["value"] == append["blocks"]["value"]
+    ratio = ceiling["ledger_to_ceiling"]
+    assert ratio["target"] == ">= 0.5" and ratio["value"] == pytest.approx(
+        append["durable_appends"]["value"] / ceiling["raw_copy_entries"]["value"]
+    )
+    assert "psycopg" in document["machine"]
+    with psycopg.connect(url) as conn:
+        left = conn.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'cunzheng_bench_%'"
+        ).fetchall()
+    assert left == []
+
+
+def test_bench_ledger_store_wants_postgresql() -> None:
+    result = CliRunner().invoke(main, ["bench", "ledger", "--store", "rocksdb:/tmp/x"])
+    assert result.exit_code == 2 and "postgresql" in result.output
