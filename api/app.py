@@ -14,7 +14,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -44,6 +44,11 @@ class Limits:
     max_batch: int = 5000
     max_original_bytes: int = 64 << 20
     max_verify_upload_bytes: int = 1 << 30
+
+
+MAX_SIZE = (1 << 63) - 1
+"""The largest tree size or index a request may name (stores keep them as 64-bit integers)."""
+TreeSize = Annotated[int, Path(ge=0, le=MAX_SIZE)]
 
 
 def _json(obj: Any, status: int = 200) -> Response:
@@ -355,7 +360,8 @@ def create_app(service: Service, *, limits: Limits | None = None) -> FastAPI:
 
     @v1.get("/checkpoints", tags=["log"])
     async def checkpoints(
-        start: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=1000)] = 1000
+        start: Annotated[int, Query(ge=0, le=MAX_SIZE)] = 0,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 1000,
     ) -> Response:
         """Public: every checkpoint from tree size ``start`` on, oldest first (for auditors)."""
         heads = itertools.islice(service.store.checkpoints(start), limit)
@@ -453,13 +459,13 @@ def create_app(service: Service, *, limits: Limits | None = None) -> FastAPI:
         return Response(note, media_type="text/plain; charset=utf-8")
 
     @v1.get("/checkpoints/{size}", tags=["log"])
-    async def checkpoint_at(size: int) -> Response:
+    async def checkpoint_at(size: TreeSize) -> Response:
         """Checkpoint ``size`` (one ends every block), with its cosignatures."""
         note = service.cosigned(size, service.ledger.checkpoint(size))
         return Response(note, media_type="text/plain; charset=utf-8")
 
     @v1.post("/checkpoints/{size}/cosignatures", tags=["log"], status_code=201)
-    async def cosign(size: int, request: Request) -> Response:
+    async def cosign(size: TreeSize, request: Request) -> Response:
         """A configured witness hands in its cosignature line (C2SP cosignature/v1)."""
         message = "a cosignature line is at most 512 bytes"
         refuse_declared(request, 512, message)
@@ -468,7 +474,7 @@ def create_app(service: Service, *, limits: Limits | None = None) -> FastAPI:
         return _json({"witness": name, "tree_size": size}, status=201)
 
     @v1.get("/checkpoints/{size}/timestamp", tags=["log"])
-    async def checkpoint_timestamp(size: int) -> Response:
+    async def checkpoint_timestamp(size: TreeSize) -> Response:
         """The RFC 3161 token over the SHA-256 of checkpoint ``size``'s body."""
         token = service.store.timestamp(size)
         if token is None:
@@ -477,7 +483,8 @@ def create_app(service: Service, *, limits: Limits | None = None) -> FastAPI:
 
     @v1.get("/proofs/inclusion", tags=["log"])
     async def inclusion(
-        index: Annotated[int, Query(ge=0)], size: Annotated[int, Query(ge=1)]
+        index: Annotated[int, Query(ge=0, le=MAX_SIZE)],
+        size: Annotated[int, Query(ge=1, le=MAX_SIZE)],
     ) -> Response:
         proof = service.ledger.inclusion_proof(index, size)
         return _json({"index": index, "tree_size": size,
@@ -485,7 +492,8 @@ def create_app(service: Service, *, limits: Limits | None = None) -> FastAPI:
 
     @v1.get("/proofs/consistency", tags=["log"])
     async def consistency(
-        old: Annotated[int, Query(ge=0)], new: Annotated[int, Query(ge=0)]
+        old: Annotated[int, Query(ge=0, le=MAX_SIZE)],
+        new: Annotated[int, Query(ge=0, le=MAX_SIZE)],
     ) -> Response:
         proof = service.ledger.consistency_proof(old, new)
         return _json({"old_size": old, "new_size": new,

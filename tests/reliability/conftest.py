@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger.checkpoint import NoteSigner, NoteVerifier
 from ledger.entry import Deposit, Digest, Statement, meta_commitment
+from tests.api.conftest import lender, service  # noqa: F401 - in-process fixtures
 from tools.client import SigningKey, generate_key, load_private_key, sign_statement
 from verifier.bundle import Bundle, Report, verify_bundle
 
