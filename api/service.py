@@ -25,9 +25,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger.authority import issue_tsa_certificates, open_authority
 from ledger.canonical import jcs, loads
+from ledger.cases import CaseItem, CaseReport, case_key, check_case, normalize_contract_no
 from ledger.checkpoint import Checkpoint, NoteSigner, NoteVerifier, split_note
 from ledger.code import DepositCode
-from ledger.entry import parse_entry
+from ledger.entry import Statement, parse_entry
 from ledger.errors import (
     Conflict,
     CunzhengError,
@@ -36,7 +37,9 @@ from ledger.errors import (
     SignatureInvalid,
     UnknownDepositor,
 )
+from ledger.kinds import format_of_media_type, sniff
 from ledger.log import Ledger, now_ms
+from ledger.merkle import leaf_hash
 from ledger.registry import Registry
 from ledger.sequencer import Sequencer
 from ledger.store import Store, open_store
@@ -379,6 +382,69 @@ class Service:
             raise NotFound(f"no deposit has the code {code}", code=str(code))
         return indexes[0]
 
+    def case_deposits(self, contract_no: str, depositor: str | None = None) -> list[int]:
+        """Ledger indexes of the deposits of a case, oldest first: every deposit whose private
+        meta names ``contract_no`` (compared after :func:`~ledger.cases.normalize_contract_no`),
+        only ``depositor``'s when given. Empty when there are none; a malformed contract number
+        raises :class:`~ledger.errors.InvalidMeta`."""
+        return [item.index for item in self._case_entries(contract_no, depositor)]
+
+    def _case_entries(self, contract_no: str, depositor: str | None) -> list[_CaseEntry]:
+        contract = normalize_contract_no(contract_no)
+        found = []
+        for index in self.store.indexes_by_case(case_key(contract)):
+            stored = self.ledger.meta(index)
+            if stored is None:
+                continue
+            meta = loads(stored)["meta"]
+            if normalize_contract_no(meta.get("contract_no", "")) != contract:
+                continue  # a 128-bit case key collision: not this case
+            statement = parse_entry(self.ledger.entry(index)).statement
+            if depositor is None or statement.depositor == depositor:
+                found.append(_CaseEntry(index, statement, meta))
+        return found
+
+    def case_items(self, contract_no: str, depositor: str | None = None) -> list[CaseItem]:
+        """The deposits of a case as :class:`~ledger.cases.CaseItem`, oldest first. The format
+        is recognised from the original's bytes when the depository holds it, else read from
+        the media type the statement declares."""
+        items = []
+        for e in self._case_entries(contract_no, depositor):
+            s = e.statement
+            chunks = self.store.original(s.digest.index_key)
+            if chunks is not None:
+                head = next(chunks, b"")
+                whole = len(head) >= s.size
+                if not whole and sniff(head) in ("ZIP", "CFB"):
+                    head, whole = head + b"".join(chunks), True
+                fmt = sniff(head, whole=whole)
+            else:
+                fmt = format_of_media_type(s.media_type)
+            file_name = e.meta.get("file_name")
+            items.append(
+                CaseItem(
+                    kind=s.kind, format=fmt, digest=str(s.digest), size=s.size,
+                    media_type=s.media_type,
+                    file_name=file_name if isinstance(file_name, str) else None,
+                    index=e.index, code=str(self._code_of(e.index)), depositor=s.depositor,
+                )
+            )  # fmt: skip
+        return items
+
+    def _code_of(self, index: int) -> DepositCode:
+        return DepositCode.from_leaf_hash(leaf_hash(self.ledger.entry(index)))
+
+    def check_case(self, contract_no: str, depositor: str | None = None) -> CaseReport:
+        """The case's completeness against DB4401/T 310—2024 Annex B (:func:`ledger.cases.
+        check_case`) over :meth:`case_items`; :class:`~ledger.errors.NotFound` if it has none."""
+        items = self.case_items(contract_no, depositor)
+        if not items:
+            raise NotFound(
+                "no deposit names this contract number" + (" for you" if depositor else ""),
+                contract_no=contract_no,
+            )
+        return check_case(contract_no, items, depositor=depositor)
+
     def bundle(self, index: int, *, with_meta: bool = False) -> Bundle:
         """Everything needed to verify deposit ``index`` offline (DESIGN §7)."""
         leaf = self.ledger.entry(index)
@@ -419,6 +485,13 @@ def _note_time_ms(note: bytes) -> int:
     """The ``time`` extension line of a checkpoint note (DESIGN §5)."""
     body, _ = split_note(note)
     return Checkpoint.parse(body).time_ms or 0
+
+
+@dataclass(frozen=True, slots=True)
+class _CaseEntry:
+    index: int
+    statement: Statement
+    meta: dict[str, Any]
 
 
 def _load_cert(path: Path) -> x509.Certificate:

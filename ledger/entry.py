@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .canonical import MAX_SAFE_INTEGER, jcs, loads
+from .cases import check_case_meta
 from .code import DepositCode
 from .errors import (
     InvalidDigest,
@@ -257,7 +258,7 @@ class Statement:
                 field="depositor",
             )
         kind = obj["kind"]
-        if kind not in EVIDENCE_KINDS:
+        if not isinstance(kind, str) or kind not in EVIDENCE_KINDS:
             raise InvalidStatement(
                 f"unknown evidence kind {kind!r}", field="kind", want=sorted(EVIDENCE_KINDS)
             )
@@ -400,8 +401,9 @@ class Deposit:
     """One validated deposit, ready for the sequencer.
 
     ``meta`` and ``salt`` are private (kept by the store, never in the log); when given they must
-    open the statement's ``meta_commitment``. ``tst`` is an RFC 3161 token the depositor brought
-    for its own evidence digest (DER).
+    open the statement's ``meta_commitment``, and their case fields pass
+    :func:`~ledger.cases.check_case_meta` (a contract number; the borrower only as a commitment).
+    ``tst`` is an RFC 3161 token the depositor brought for its own evidence digest (DER).
     """
 
     statement: Statement
@@ -409,6 +411,9 @@ class Deposit:
     meta: bytes | None = None
     """JCS of ``{"meta": …, "salt": hex}``, as stored."""
     tst: bytes | None = None
+    case: bytes | None = None
+    """:func:`~ledger.cases.case_key` of the meta's ``contract_no``, if it names one: the store
+    indexes the deposit under it, in the block's own write."""
 
     @classmethod
     def create(
@@ -425,11 +430,12 @@ class Deposit:
             statement = Statement.from_bytes(statement)
         if not isinstance(sig, Signature):
             raise InvalidSignatureField("sig must be a Signature")
-        stored_meta = None
+        stored_meta = case = None
         if (meta is None) != (salt is None):
             raise InvalidMeta("meta and salt are given together or not at all")
         if meta is not None and salt is not None:
             canonical = canonical_meta(meta)
+            case = check_case_meta(meta)
             if not isinstance(salt, bytes) or len(salt) != SALT_BYTES:
                 raise InvalidMeta(f"salt must be {SALT_BYTES} random bytes")
             if hashlib.sha256(salt + canonical).hexdigest() != statement.meta_commitment:
@@ -442,7 +448,7 @@ class Deposit:
             if not isinstance(tst, bytes) or not tst:
                 raise InvalidInput("tst must be the DER bytes of an RFC 3161 token")
             _check_size("tst", tst, MAX_TOKEN_BYTES)
-        return cls(statement, sig, stored_meta, tst)
+        return cls(statement, sig, stored_meta, tst, case)
 
     @classmethod
     def from_object(cls, obj: Any) -> Deposit:

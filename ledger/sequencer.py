@@ -262,6 +262,7 @@ class Sequencer:
             )
             note = self.ledger.signer.sign(checkpoint.body())
             metas = {old_size + n: d.meta for n, d in enumerate(new_deposits) if d.meta is not None}
+            cases = {old_size + n: d.case for n, d in enumerate(new_deposits) if d.case is not None}
             started = time.perf_counter()
             store.commit(
                 Block(
@@ -272,6 +273,7 @@ class Sequencer:
                     tiles,
                     note,
                     metas,
+                    cases=cases,
                 )
             )
             if self.observe is not None:

@@ -11,6 +11,8 @@ Keys a backend indexes by:
 - tile record by :class:`~ledger.tiles.TileID` (complete tiles never change; the right-edge
   tile of each level only grows);
 - deposit code (first 10 bytes of the leaf hash) → indexes;
+- case key (:func:`~ledger.cases.case_key` of a contract number in the private meta) → indexes,
+  written with the block that holds those deposits;
 - statement key (evidence digest key ‖ statement hash) → index: one index serves both "every
   deposit of a digest, oldest first" (a prefix scan) and "was this exact statement deposited
   already" (a point read);
@@ -57,6 +59,8 @@ class Block:
     checkpoint: bytes
     metas: Mapping[int, bytes] = field(default_factory=dict)
     config: bytes | None = None
+    cases: Mapping[int, bytes] = field(default_factory=dict)
+    """Index → case key (16 bytes) of the deposits whose meta names a contract number."""
 
     @property
     def new_size(self) -> int:
@@ -96,6 +100,10 @@ class Store(Protocol):
 
     def indexes_by_statement(self, keys: Sequence[bytes]) -> list[int | None]:
         """For each statement key, the index it was deposited at, if any."""
+        ...
+
+    def indexes_by_case(self, case_key: bytes) -> list[int]:
+        """Indexes of every deposit filed under a case key (``Block.cases``), oldest first."""
         ...
 
     def checkpoint(self, size: int) -> bytes | None: ...

@@ -50,6 +50,7 @@ from ledger.errors import (
     InvalidSignatureField,
     SignatureInvalid,
 )
+from ledger.kinds import media_type_of, sniff_file
 from verifier.signature import (
     _SM2_ALGORITHM_ID,
     _SM2_N,
@@ -223,15 +224,21 @@ def build_statement(
 
     ``meta`` is the private metadata (file name, contract number…); the statement holds only
     ``SHA-256(salt ‖ JCS(meta))`` with a fresh random 32-byte ``salt``. Keep ``meta`` and
-    ``salt`` and send them with the deposit. ``media_type`` defaults to a guess from the file
-    name (``application/octet-stream`` if none); ``captured_at`` to now, from this clock.
+    ``salt`` and send them with the deposit. ``media_type`` defaults to the format recognised
+    from the file's content (:func:`ledger.kinds.sniff_file`), else a guess from its name
+    (``application/octet-stream`` if none); ``captured_at`` to now, from this clock.
     """
     canonical_meta(meta)  # refuse bad metadata before reading the file
     path = os.fspath(path)
     size = os.stat(path).st_size
     digest = digest_file(path, digest_alg)
     if media_type is None:
-        media_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
+        recognised = sniff_file(path)
+        media_type = (
+            media_type_of(recognised)
+            if recognised is not None
+            else mimetypes.guess_type(path)[0] or "application/octet-stream"
+        )
     if captured_at is None:
         captured_at = format_time(time.time_ns() // 1_000_000)
     salt = secrets.token_bytes(SALT_BYTES)

@@ -33,6 +33,7 @@ class MemoryStore:
         self._codes: dict[bytes, list[int]] = {}
         self._digests: dict[bytes, list[int]] = {}
         self._statements: dict[bytes, int] = {}
+        self._cases: dict[bytes, list[int]] = {}
         self._checkpoints: dict[int, bytes] = {}
         self._sizes: list[int] = []
         self._tokens: dict[int, bytes] = {}
@@ -73,6 +74,9 @@ class MemoryStore:
 
     def indexes_by_statement(self, keys: Sequence[bytes]) -> list[int | None]:
         return [self._statements.get(k) for k in keys]
+
+    def indexes_by_case(self, case_key: bytes) -> list[int]:
+        return list(self._cases.get(case_key, ()))
 
     def checkpoint(self, size: int) -> bytes | None:
         return self._checkpoints.get(size)
@@ -171,6 +175,10 @@ class MemoryStore:
             if index in self._metas:
                 raise AssertionError(f"meta {index} rewritten")
             self._metas[index] = meta
+        for index, case in sorted(block.cases.items()):
+            if not block.old_size <= index < block.new_size:
+                raise AssertionError(f"case index {index} outside the block")
+            self._cases.setdefault(case, []).append(index)
         if block.config is not None:
             self._config = block.config
         self._checkpoints[block.new_size] = block.checkpoint

@@ -19,6 +19,7 @@ Tables (see the migrations)::
     head(size)                          one row: the compare-and-swap point of every commit
     entries(idx → leaf)                 metas(idx → meta)
     codes(code(10), idx)                statements(statement_key → idx)   (by digest: a key range)
+    cases(case_key(16), idx)            by contract number (0003_cases.sql)
     tiles(level, idx → record)          checkpoints(size → note)    timestamps(size → token)
     originals(digest_key → chunks)      original_chunks(digest_key, n → chunk)
     records(kind, key → value)          mutable, compare-and-swap
@@ -252,7 +253,7 @@ class PostgresStore:
             return []
         rows = self._all(
             "reading tiles",
-            "SELECT t.level, t.idx, t.record FROM unnest(%s::smallint[], %s::bigint[])"
+            "SELECT t.level, t.idx, t.record FROM unnest(%b::smallint[], %b::bigint[])"
             " AS q(level, idx) JOIN tiles t USING (level, idx)",
             ([t.level for t in ids], [t.index for t in ids]),
         )
@@ -290,6 +291,14 @@ class PostgresStore:
         )
         return [int(r[0]) for r in rows]
 
+    def indexes_by_case(self, case_key: bytes) -> list[int]:
+        rows = self._all(
+            "looking up a case",
+            "SELECT idx FROM cases WHERE case_key = %s ORDER BY idx",
+            (case_key,),
+        )
+        return [int(r[0]) for r in rows]
+
     def indexes_by_digest(self, digest_key: bytes) -> list[int]:
         # statement keys are digest_key ‖ 16 bytes; one algorithm byte fixes the digest length
         rows = self._all(
@@ -305,7 +314,7 @@ class PostgresStore:
             return []
         rows = self._all(
             "looking up statements",
-            "SELECT statement_key, idx FROM statements WHERE statement_key = ANY(%s)",
+            "SELECT statement_key, idx FROM statements WHERE statement_key = ANY(%b)",
             (list(keys),),
         )
         found = {bytes(k): int(i) for k, i in rows}
@@ -516,11 +525,16 @@ class PostgresStore:
                     copy.set_types(["int8", "bytea"])
                     for index, meta in block.metas.items():
                         copy.write_row((index, meta))
+            if block.cases:
+                with cur.copy("COPY cases (case_key, idx) FROM STDIN (FORMAT BINARY)") as copy:
+                    copy.set_types(["bytea", "int8"])
+                    for index, case in block.cases.items():
+                        copy.write_row((case, index))
             if block.tiles:
                 tiles = list(block.tiles.items())
                 cur.execute(
                     "INSERT INTO tiles (level, idx, record)"
-                    " SELECT * FROM unnest(%s::smallint[], %s::bigint[], %s::bytea[])"
+                    " SELECT * FROM unnest(%b::smallint[], %b::bigint[], %b::bytea[])"
                     " ON CONFLICT (level, idx) DO UPDATE SET record = EXCLUDED.record"
                     " WHERE tiles.record <> EXCLUDED.record",
                     (
@@ -558,7 +572,7 @@ class PostgresStore:
         with self._conn("queueing deposits") as conn, conn.transaction():
             got = conn.execute(
                 "INSERT INTO intake (statement_key, deposit, received_at, node)"
-                " SELECT k, d, r, %s FROM unnest(%s::bytea[], %s::bytea[], %s::bigint[])"
+                " SELECT k, d, r, %s FROM unnest(%b::bytea[], %b::bytea[], %b::bigint[])"
                 " AS q(k, d, r) ON CONFLICT (statement_key) DO NOTHING RETURNING statement_key",
                 (node, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]),
             ).fetchall()
@@ -578,7 +592,7 @@ class PostgresStore:
         """Drop queued deposits that are in the log now."""
         if ids:
             with self._conn("clearing the intake queue") as conn:
-                conn.execute("DELETE FROM intake WHERE id = ANY(%s)", (list(ids),))
+                conn.execute("DELETE FROM intake WHERE id = ANY(%b)", (list(ids),))
 
     def queue_length(self) -> int:
         row = self._one("counting the intake queue", "SELECT count(*) FROM intake")

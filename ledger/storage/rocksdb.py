@@ -15,6 +15,7 @@ Key layout (one column family, one-byte prefixes, integers big-endian so order i
     t ‖ level(u8) ‖ index  → tile record
     c ‖ code(10) ‖ index   → ""          (by deposit code)
     d ‖ alg(1) ‖ digest ‖ statement(16) → index   (by digest; and "deposited already?")
+    x ‖ case(16) ‖ index   → ""          (by case: contract number in the private meta)
     k ‖ size               → checkpoint note
     T ‖ size               → RFC 3161 token of that checkpoint
     R ‖ kind ‖ 0x00 ‖ key  → small records: depositors, API keys, access log
@@ -171,6 +172,10 @@ class RocksStore:
         values = self._db[[b"c" + code + _u64(index) for code, index in pairs]]
         return [v is not None for v in values]
 
+    def indexes_by_case(self, case_key: bytes) -> list[int]:
+        prefix = b"x" + case_key
+        return [_U64.unpack(k[-8:])[0] for k in self._scan(prefix, prefix)]
+
     def indexes_by_statement(self, keys: Sequence[bytes]) -> list[int | None]:
         if not keys:
             return []
@@ -303,6 +308,8 @@ class RocksStore:
                 put(b"d" + block.statement_keys[offset], index)
             for index_int, meta in block.metas.items():
                 put(b"m" + _u64(index_int), meta)
+            for index_int, case in block.cases.items():
+                put(b"x" + case + _u64(index_int), b"")
             for tile, record in block.tiles.items():
                 put(b"t" + _TILE.pack(tile.level, tile.index), record)
             if block.config is not None:

@@ -3,12 +3,16 @@ stores."""
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Callable
 
 import pytest
 
+from ledger.cases import case_key
 from ledger.checkpoint import NoteSigner, open_checkpoint
 from ledger.code import DepositCode
+from ledger.entry import Deposit, Digest, Signature, Statement, meta_commitment
 from ledger.errors import Conflict, InvalidInput, NotFound, StorageError
 from ledger.log import Ledger
 from ledger.merkle import EMPTY_ROOT
@@ -183,3 +187,34 @@ def test_originals_are_content_addressed(store: Store) -> None:
     store.put_original(b"\x01" + b"\x01" * 32, [])
     empty = store.original(b"\x01" + b"\x01" * 32)
     assert empty is not None and list(empty) == []
+
+
+def _case_deposit(i: int, contract_no: str) -> Deposit:
+    salt = os.urandom(32)
+    meta = {"file_name": f"借款合同-{i}.pdf", "contract_no": contract_no}
+    statement = Statement.build(
+        depositor="lender-1", kind="loan_contract",
+        digest=Digest("sha256", hashlib.sha256(f"case evidence {i}".encode()).digest()),
+        size=100 + i, media_type="application/pdf", captured_at="2026-11-24T08:00:00Z",
+        meta_commitment=meta_commitment(salt, meta),
+    )  # fmt: skip
+    return Deposit.create(
+        statement, Signature("ed25519", "k1", os.urandom(64)), meta=meta, salt=salt
+    )
+
+
+def test_case_index_is_written_with_the_block(
+    store_factory: Callable[[], Store], signer: NoteSigner
+) -> None:
+    ledger = Ledger.open(store_factory(), signer)
+    a1 = _case_deposit(1, "HT-A")
+    with Sequencer(ledger) as sequencer:
+        first = sequencer.append([a1, _case_deposit(2, "HT-B")])
+        second = sequencer.append(
+            [make_deposit(3, with_meta=False), _case_deposit(4, " HT-A "), a1]
+        )
+    assert second[2].duplicate  # a retried statement is not indexed twice
+    store = store_factory()  # reopened: the index is durable
+    assert store.indexes_by_case(case_key("HT-A")) == [first[0].index, second[1].index]
+    assert store.indexes_by_case(case_key("HT-B")) == [first[1].index]
+    assert store.indexes_by_case(case_key("HT-C")) == []
