@@ -141,7 +141,7 @@ def raw_write(conn: psycopg.Connection[tuple[object, ...]], block: Block) -> Non
         tiles = list(block.tiles.items())
         cur.execute(
             "INSERT INTO tiles (level, idx, record)"
-            " SELECT * FROM unnest(%s::smallint[], %s::bigint[], %s::bytea[])"
+            " SELECT * FROM unnest(%b::smallint[], %b::bigint[], %b::bytea[])"
             " ON CONFLICT (level, idx) DO UPDATE SET record = EXCLUDED.record",
             ([t.level for t, _ in tiles], [t.index for t, _ in tiles], [r for _, r in tiles]),
         )
