@@ -116,6 +116,9 @@ class Bundle:
             proof = obj["inclusion_proof"]
             depositor = obj["depositor"]
             window = depositor.get("key_window")
+            for name in ("key", "name"):
+                if not isinstance(depositor.get(name), str | None):
+                    raise TypeError(f"depositor.{name} is not a string")
             return cls(
                 leaf=jcs(obj["entry"]),
                 index=int(obj["index"]),
