@@ -8,6 +8,7 @@ import asyncio
 import base64
 import hashlib
 import itertools
+import secrets
 import struct
 from collections.abc import AsyncIterator, Callable, Coroutine
 from concurrent.futures import Future
@@ -20,9 +21,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from ledger.canonical import jcs, loads
+from ledger.cases import CaseReport
 from ledger.code import DepositCode, parse_code
-from ledger.entry import Deposit, Digest, parse_entry
-from ledger.errors import InvalidInput, NotFound, TooLarge
+from ledger.entry import EVIDENCE_KINDS, Deposit, Digest, parse_entry
+from ledger.errors import CaseNotFound, InvalidInput, NotFound, TooLarge
 from ledger.log import now_ms
 from ledger.sequencer import Receipt
 from ledger.tiles import ENTRY_BUNDLE_LEVEL, TILE_WIDTH, parse_tile_path
@@ -88,6 +90,12 @@ class ApiKeyIn(BaseModel):
     role: str
     depositor: str | None = None
     label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedCase:
+    report: CaseReport
+    depositor: str
 
 
 class VerifyIn(BaseModel):
@@ -448,6 +456,61 @@ def create_app(service: Service, *, limits: Limits | None = None) -> FastAPI:
         if key.role == "judge":
             log_access(key, parsed, index, "retrieve")
         return Response(b.to_json(), media_type="application/json")
+
+    # --- cases (DB4401/T 310—2024 Annex B) ---------------------------------------------------
+
+    def case_report(contract_no: str, key: ApiKey, depositor: str | None, what: str) -> CheckedCase:
+        """The case a caller may see: a depositor its own only; a judge any depositor's, named
+        by ``depositor`` or, when only one depositor used this contract number, that one."""
+        if key.role == "depositor":
+            if depositor is not None and depositor != key.depositor:
+                raise CaseNotFound("no such case of yours", contract_no=contract_no)
+            depositor = key.depositor
+        report = service.check_case(contract_no, depositor)
+        depositors = sorted({i.depositor for i in report.items if i.depositor is not None})
+        if len(depositors) > 1:
+            raise Problem(
+                409, "ambiguous_case",
+                "more than one depositor filed deposits under this contract number; "
+                "name one with ?depositor=",
+                "多个存证方使用了该合同编号，请指定存证方", depositors=depositors,
+            )  # fmt: skip
+        if key.role == "judge":
+            line = {"at": now_ms(), "key_id": key.id, "label": key.label, "what": what,
+                    "contract_no": report.contract_no, "depositor": depositors[0]}  # fmt: skip
+            service.store.record_put(
+                "access",
+                f"{line['at']:015d}-{key.id}-case-{secrets.token_hex(6)}-{what}",
+                jcs(line),
+                None,
+            )
+        return CheckedCase(report, depositors[0])
+
+    CaseReader = Annotated[ApiKey, Depends(require("depositor", "judge"))]  # noqa: N806 - a type alias
+    DepositorQuery = Annotated[  # noqa: N806 - a type alias
+        str | None, Query(max_length=64, description="whose case (judges; default: the only one)")
+    ]
+
+    @v1.get("/cases/{contract_no:path}/check", tags=["cases"])
+    async def case_check(
+        contract_no: str, key: CaseReader, depositor: DepositorQuery = None
+    ) -> Response:
+        """The case's completeness against DB4401/T 310—2024 Annex B: each element present,
+        missing, duplicated, or in a format the standard does not list. Judges' accesses are
+        logged."""
+        checked = await run_in_threadpool(case_report, contract_no, key, depositor, "case_check")
+        return _json(checked.report.to_object() | {"depositor": checked.depositor})
+
+    @v1.get("/cases/{contract_no:path}", tags=["cases"])
+    async def case(contract_no: str, key: CaseReader, depositor: DepositorQuery = None) -> Response:
+        """The deposits of a case (by the contract number in their private meta), oldest first,
+        with codes, kinds and formats. Judges' accesses are logged."""
+        checked = await run_in_threadpool(case_report, contract_no, key, depositor, "case")
+        report = checked.report
+        deposits = [i.to_object() | {"kind_zh": EVIDENCE_KINDS[i.kind]} for i in report.items]
+        return _json({"contract_no": report.contract_no, "depositor": checked.depositor,
+                      "count": len(deposits), "complete": report.complete,
+                      "deposits": deposits})  # fmt: skip
 
     # --- the public log ----------------------------------------------------------------------
 

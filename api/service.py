@@ -30,6 +30,7 @@ from ledger.checkpoint import Checkpoint, NoteSigner, NoteVerifier, split_note
 from ledger.code import DepositCode
 from ledger.entry import Statement, parse_entry
 from ledger.errors import (
+    CaseNotFound,
     Conflict,
     CunzhengError,
     InvalidInput,
@@ -386,7 +387,7 @@ class Service:
         """Ledger indexes of the deposits of a case, oldest first: every deposit whose private
         meta names ``contract_no`` (compared after :func:`~ledger.cases.normalize_contract_no`),
         only ``depositor``'s when given. Empty when there are none; a malformed contract number
-        raises :class:`~ledger.errors.InvalidMeta`."""
+        raises :class:`~ledger.errors.InvalidContractNo`."""
         return [item.index for item in self._case_entries(contract_no, depositor)]
 
     def _case_entries(self, contract_no: str, depositor: str | None) -> list[_CaseEntry]:
@@ -435,11 +436,12 @@ class Service:
         return DepositCode.from_leaf_hash(leaf_hash(self.ledger.entry(index)))
 
     def check_case(self, contract_no: str, depositor: str | None = None) -> CaseReport:
-        """The case's completeness against DB4401/T 310—2024 Annex B (:func:`ledger.cases.
-        check_case`) over :meth:`case_items`; :class:`~ledger.errors.NotFound` if it has none."""
+        """The case's completeness against DB4401/T 310—2024 Annex B
+        (:func:`ledger.cases.check_case`) over :meth:`case_items`;
+        :class:`~ledger.errors.CaseNotFound` if it has none."""
         items = self.case_items(contract_no, depositor)
         if not items:
-            raise NotFound(
+            raise CaseNotFound(
                 "no deposit names this contract number" + (" for you" if depositor else ""),
                 contract_no=contract_no,
             )

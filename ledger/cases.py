@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .canonical import jcs
-from .errors import InvalidMeta
+from .errors import InvalidContractNo, InvalidMeta
 from .kinds import ANNEX_B_FORMATS
 
 __all__ = [
@@ -124,19 +124,21 @@ PERSONAL_META_KEYS = frozenset(
 
 def normalize_contract_no(contract_no: Any) -> str:
     """The contract number as indexed: NFC, surrounding blanks removed; 1–128 characters, no
-    control characters. Raises :class:`~ledger.errors.InvalidMeta` otherwise."""
+    control characters. Raises :class:`~ledger.errors.InvalidContractNo` otherwise."""
     if not isinstance(contract_no, str):
-        raise InvalidMeta("contract_no must be a string", field="contract_no")
+        raise InvalidContractNo("contract_no must be a string", field="contract_no")
     text = unicodedata.normalize("NFC", contract_no).strip()
     if not 1 <= len(text) <= MAX_CONTRACT_NO_CHARS:
-        raise InvalidMeta(
+        raise InvalidContractNo(
             f"contract_no must be 1–{MAX_CONTRACT_NO_CHARS} characters, got {len(text)}",
             field="contract_no",
             got=len(text),
             want=MAX_CONTRACT_NO_CHARS,
         )
     if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in text):
-        raise InvalidMeta("contract_no must not contain control characters", field="contract_no")
+        raise InvalidContractNo(
+            "contract_no must not contain control characters", field="contract_no"
+        )
     return text
 
 

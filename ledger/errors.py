@@ -12,6 +12,7 @@ Chinese title for people who read Chinese first, and structured ``details`` (got
     │   ├── InvalidStatement
     │   ├── InvalidSignatureField
     │   ├── InvalidMeta
+    │   │   └── InvalidContractNo
     │   ├── InvalidDepositCode
     │   ├── InvalidCheckpoint
     │   ├── InvalidProofRequest
@@ -25,6 +26,7 @@ Chinese title for people who read Chinese first, and structured ``details`` (got
     │   ├── SignatureInvalid
     │   └── TimestampInvalid   details["reason"] says which check failed
     ├── NotFound
+    │   └── CaseNotFound
     ├── StorageError          the store failed or disagrees with itself
     │   └── Conflict          someone else moved the log on (compare-and-swap lost)
     └── Unavailable           try again later (sequencer closed, back-pressure)
@@ -35,9 +37,11 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 __all__ = [
+    "CaseNotFound",
     "Conflict",
     "CunzhengError",
     "InvalidCheckpoint",
+    "InvalidContractNo",
     "InvalidDepositCode",
     "InvalidDigest",
     "InvalidInput",
@@ -104,6 +108,11 @@ class InvalidSignatureField(InvalidInput):
 class InvalidMeta(InvalidInput):
     code = "invalid_meta"
     title_zh = "元数据无效"
+
+
+class InvalidContractNo(InvalidMeta):
+    code = "invalid_contract_no"
+    title_zh = "合同编号无效"
 
 
 class InvalidDepositCode(InvalidInput):
@@ -175,6 +184,11 @@ class TimestampInvalid(VerificationFailed):
 class NotFound(CunzhengError):
     code = "not_found"
     title_zh = "尚未存证"
+
+
+class CaseNotFound(NotFound):
+    code = "case_not_found"
+    title_zh = "未找到该合同编号的存证"
 
 
 class StorageError(CunzhengError):
