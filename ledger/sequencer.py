@@ -146,7 +146,22 @@ class Sequencer:
         if self.admit is not None:
             self.admit(deposits, now)
         received_at = format_time(now)
-        leaves = [build_entry(d, received_at) for d in deposits]
+        return self._enqueue(deposits, [build_entry(d, received_at) for d in deposits])
+
+    def submit_received(
+        self, deposits: Sequence[Deposit], received_at: Sequence[int]
+    ) -> Future[list[Receipt]]:
+        """Queue deposits that were admitted and received earlier, elsewhere — by a cluster
+        node's intake (:mod:`ledger.cluster`) — each with its receipt time in Unix ms, which
+        becomes its entry's ``received_at``. No admission check here: it was done at intake."""
+        if self._closed or self._thread is None:
+            raise Unavailable("the sequencer is not running")
+        leaves = [
+            build_entry(d, format_time(t)) for d, t in zip(deposits, received_at, strict=True)
+        ]
+        return self._enqueue(deposits, leaves)
+
+    def _enqueue(self, deposits: Sequence[Deposit], leaves: list[bytes]) -> Future[list[Receipt]]:
         hashes = [leaf_hash(leaf) for leaf in leaves]
         with self._pending_lock:
             if self._pending + len(deposits) > self.max_pending:
