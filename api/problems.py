@@ -21,6 +21,7 @@ from ledger.errors import (
     NotFound,
     SignatureInvalid,
     StorageError,
+    StorageFull,
     TooLarge,
     Unavailable,
     UnknownDepositor,
@@ -41,6 +42,7 @@ _STATUS: list[tuple[type[CunzhengError], int]] = [
     (NotFound, 404),
     (Conflict, 409),
     (Unavailable, 503),
+    (StorageFull, 507),
     (StorageError, 503),
 ]
 
@@ -76,7 +78,7 @@ def problem_response(
         "code": code,
         "details": details or {},
     }
-    headers = {"Retry-After": "1"} if status == 503 else None
+    headers = {"Retry-After": "1"} if status in (503, 507) else None
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 

@@ -28,6 +28,7 @@ Chinese title for people who read Chinese first, and structured ``details`` (got
     ├── NotFound
     │   └── CaseNotFound
     ├── StorageError          the store failed or disagrees with itself
+    │   ├── StorageFull       no space left; nothing was written, retry once space is freed
     │   └── Conflict          someone else moved the log on (compare-and-swap lost)
     └── Unavailable           try again later (sequencer closed, back-pressure)
 """
@@ -55,6 +56,7 @@ __all__ = [
     "ProofInvalid",
     "SignatureInvalid",
     "StorageError",
+    "StorageFull",
     "TimestampInvalid",
     "TimestampMalformed",
     "TooLarge",
@@ -194,6 +196,14 @@ class CaseNotFound(NotFound):
 class StorageError(CunzhengError):
     code = "storage_error"
     title_zh = "存储错误"
+
+
+class StorageFull(StorageError):
+    """The disk is full: nothing of the request was written. HTTP 507; retry once space is
+    freed (the store recovers by itself on the next write)."""
+
+    code = "storage_full"
+    title_zh = "存储空间已满"
 
 
 class Conflict(StorageError):

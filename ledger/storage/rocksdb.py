@@ -6,6 +6,13 @@ Pitfalls this module works around (shared/research/peers-and-libraries.md §3):
 ``write`` holds the GIL through fsync, so the sequencer batches; ``close`` is only real once every
 iterator is gone, so iterators never outlive a call; one process may open the directory read-write.
 
+A full disk: RocksDB refuses the write (the WAL append fails, nothing reaches the memtable) and
+then refuses every later write ("Writer has previous error") until the database is opened again,
+since rocksdict exposes no ``DB::Resume``. So a failed write raises
+:class:`~ledger.errors.StorageFull`, and the next write, once space is back, reopens the
+database first; the WAL's torn tail is dropped on open (point-in-time recovery), so what was
+acknowledged is all there and nothing half-written is.
+
 Key layout (one column family, one-byte prefixes, integers big-endian so order is numeric)::
 
     C                      → log config (origin, vkey), written once
@@ -25,6 +32,8 @@ Key layout (one column family, one-byte prefixes, integers big-endian so order i
 
 from __future__ import annotations
 
+import contextlib
+import os
 import struct
 import threading
 from collections.abc import Iterator, Sequence
@@ -43,7 +52,7 @@ from rocksdict import (
     WriteOptions,
 )
 
-from ..errors import Conflict, StorageError
+from ..errors import Conflict, StorageError, StorageFull
 from ..store import Block, Head
 from ..tiles import TileID
 
@@ -53,6 +62,8 @@ _U64 = struct.Struct(">Q")
 _TILE = struct.Struct(">BQ")
 _CONFIG = b"C"
 _HEAD = b"H"
+_REOPEN_FREE_BYTES = 1 << 20
+"""Free space needed before a store that hit a full disk is opened again."""
 
 
 def _u64(n: int) -> bytes:
@@ -65,7 +76,9 @@ class RocksStore:
     def __init__(self, path: str | Path, *, read_only: bool = False, cache_mb: int = 256) -> None:
         self.path = str(path)
         self.read_only = read_only
-        options = Options(raw_mode=True)
+        self._failed: str | None = None
+        """Why the last write failed for lack of space; the next write reopens first."""
+        self._options = options = Options(raw_mode=True)
         options.create_if_missing(not read_only)
         options.set_compression_type(DBCompressionType.lz4())
         options.set_bottommost_compression_type(DBCompressionType.zstd())
@@ -203,10 +216,31 @@ class RocksStore:
         try:
             self._db.write(batch, self._sync)
         except Exception as exc:
+            if "no space left" in str(exc).lower():
+                self._failed = str(exc)
+                raise StorageFull(f"{what} failed: the disk is full", path=self.path) from exc
             raise StorageError(f"{what} failed: {exc}") from exc
+
+    def _writable(self) -> None:
+        """After a full disk: reopen the database once space is back (call with the lock)."""
+        if self._failed is None:
+            return
+        stat = os.statvfs(self.path)
+        if stat.f_bavail * stat.f_frsize < _REOPEN_FREE_BYTES:
+            raise StorageFull("the disk is still full", path=self.path, error=self._failed)
+        old = self._db
+        with contextlib.suppress(Exception):  # "Writer has previous error": it closes anyway
+            old.close()
+        del old
+        try:
+            self._db = Rdict(self.path, options=self._options)
+        except Exception as exc:
+            raise StorageFull(f"cannot reopen the store yet: {exc}", path=self.path) from exc
+        self._failed = None
 
     def put_timestamp(self, size: int, token: bytes) -> None:
         with self._lock:
+            self._writable()
             if self._get(b"k" + _u64(size)) is None:
                 raise StorageError(f"no checkpoint at size {size} to time-stamp")
             if self._get(b"T" + _u64(size)) is not None:
@@ -237,6 +271,7 @@ class RocksStore:
 
     def put_original(self, digest_key: bytes, chunks: Sequence[bytes]) -> None:
         with self._lock:
+            self._writable()
             if self._get(b"o" + digest_key) is not None:
                 return
             batch = WriteBatch(raw_mode=True)
@@ -271,6 +306,7 @@ class RocksStore:
     def record_put(self, kind: str, key: str, value: bytes, expected: bytes | None) -> None:
         full = self._record_key(kind, key)
         with self._lock:
+            self._writable()
             if self._get(full) != expected:
                 raise Conflict(f"{kind} {key} changed meanwhile; read it again")
             batch = WriteBatch(raw_mode=True)
@@ -287,6 +323,7 @@ class RocksStore:
         if self.read_only:
             raise StorageError("store is open read-only")
         with self._lock:
+            self._writable()
             raw = self._get(_HEAD)
             current = None if raw is None else _U64.unpack(raw)[0]
             if current is None:

@@ -64,13 +64,16 @@ class Server:
     store_url: str | None = None
     env: dict[str, str] = field(default_factory=dict)
     args: list[str] = field(default_factory=list)
+    log_dir: Path | None = None
+    """Where the server's output goes (default: beside the data directory)."""
     url: str = ""
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path = field(init=False)
     starts: int = 0
 
     def __post_init__(self) -> None:
-        self.log_path = self.data_dir.parent / f"{self.data_dir.name}-server.log"
+        log_dir = self.log_dir or self.data_dir.parent
+        self.log_path = log_dir / f"{self.data_dir.name}-server.log"
 
     def start(self, timeout: float = 60) -> str:
         assert self.proc is None or self.proc.poll() is not None, "already running"
