@@ -138,6 +138,10 @@ def raw_write(conn: psycopg.Connection[tuple[object, ...]], block: Block) -> Non
             copy.set_types(["int8", "bytea"])
             for index, meta in block.metas.items():
                 copy.write_row((index, meta))
+        with cur.copy("COPY cases (case_key, idx) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(["bytea", "int8"])
+            for index, case in block.cases.items():
+                copy.write_row((case, index))
         tiles = list(block.tiles.items())
         cur.execute(
             "INSERT INTO tiles (level, idx, record)"
@@ -210,6 +214,7 @@ def run_pg_ledger_bench(config: BenchConfig, *, url: str, log: Log) -> Report:
         + 18 * len(b.leaves)  # code (10) + index (8)
         + sum(len(k) + 8 for k in b.statement_keys)
         + sum(len(m) + 8 for m in b.metas.values())
+        + 24 * len(b.cases)
         + sum(len(r) + 10 for r in b.tiles.values())
         + len(b.checkpoint)
         for b in blocks
@@ -231,7 +236,8 @@ def run_pg_ledger_bench(config: BenchConfig, *, url: str, log: Log) -> Report:
         f"wal_sync_method={settings.get('wal_sync_method')}.",
         "append: realistic loan_contract deposits submitted in chunks of "
         f"{config.chunk:,}, all submitted before any is awaited; each block is one transaction "
-        "(head compare-and-swap, COPY entries/codes/statements/metas, tile upsert, checkpoint).",
+        "(head compare-and-swap, COPY entries/codes/statements/metas/cases, tile upsert, "
+        "checkpoint).",
         "ceiling: the same Block objects the ledger committed, replayed as bare SQL into a fresh "
         "database with the same schema, one transaction per block, on one connection.",
         "single_appends_no_delay: one client appending and waiting for each (max_delay=0).",

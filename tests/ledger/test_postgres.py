@@ -101,6 +101,7 @@ def test_newer_schema_is_refused(pg: PostgresStore) -> None:
         ("TRUNCATE entries", "entries"),
         ("UPDATE statements SET idx = 5 WHERE idx = 0", "statements"),
         ("DELETE FROM codes", "codes"),
+        ("DELETE FROM cases", "cases"),
         ("UPDATE metas SET meta = 'x'", "metas"),
         ("DELETE FROM checkpoints WHERE size = 300", "checkpoints"),
         ("UPDATE checkpoints SET note = 'forged'", "checkpoints"),
