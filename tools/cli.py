@@ -448,6 +448,59 @@ def bench_http(
     _run_and_report(run_http_bench, config, machine, json_path)
 
 
+@bench.command("load")
+@click.option("--server", required=True, help="The cunzheng server to load (a test instance).")
+@click.option(
+    "--admin-token-file",
+    required=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Its admin token (DATA_DIR/admin-token): the run registers its own depositor.",
+)
+@click.option("--clients", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--seconds", type=click.FloatRange(min=0.1), default=60.0, show_default=True)
+@click.option(
+    "--verify-share",
+    type=click.FloatRange(0, 1),
+    default=0.5,
+    show_default=True,
+    help="Share of requests that verify an earlier deposit; the rest deposit.",
+)
+@click.option(
+    "--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="Also write the figures as JSON here.",
+)  # fmt: skip
+def bench_load(
+    server: str,
+    admin_token_file: Path,
+    clients: int,
+    seconds: float,
+    verify_share: float,
+    json_path: Path | None,
+) -> None:
+    """Mixed deposits and verifications from many clients at once; errors and p50/p95/p99.
+    Exit 1 if any request failed."""
+    import asyncio
+
+    from .load import LoadConfig, run_load
+
+    config = LoadConfig(clients=clients, seconds=seconds, verify_share=verify_share)
+    token = admin_token_file.read_text().strip()
+    result = asyncio.run(run_load(server.rstrip("/"), token, config)).to_object()
+    for kind in ("deposit", "verify", "all"):
+        f = result[kind]
+        click.echo(
+            f"{kind:8} {f['requests']:7d} requests  {f['per_second']:8.1f}/s  "
+            f"p50 {f['p50_ms']:7.2f} ms  p95 {f['p95_ms']:7.2f} ms  p99 {f['p99_ms']:7.2f} ms"
+        )
+    click.echo(f"{clients} clients, {result['seconds']} s, {result['errors']} errors")
+    if json_path is not None:
+        json_path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    if result["errors"]:
+        for sample in result["error_samples"]:
+            click.echo(f"  {sample}", err=True)
+        sys.exit(1)
+
+
 @main.group()
 def tsa() -> None:
     """The built-in RFC 3161 time-stamping authority."""
