@@ -23,10 +23,16 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ledger.authority import issue_tsa_certificates, open_authority
+from ledger.authority import (
+    TimeStampAuthority,
+    TsaCredentials,
+    issue_tsa_certificates,
+    open_authority,
+)
 from ledger.canonical import jcs, loads
 from ledger.cases import CaseItem, CaseReport, case_key, check_case, normalize_contract_no
 from ledger.checkpoint import Checkpoint, NoteSigner, NoteVerifier, split_note
+from ledger.cluster import ClusterSequencer
 from ledger.code import DepositCode
 from ledger.entry import Statement, parse_entry
 from ledger.errors import (
@@ -43,6 +49,7 @@ from ledger.log import Ledger, now_ms
 from ledger.merkle import leaf_hash
 from ledger.registry import Registry
 from ledger.sequencer import Sequencer
+from ledger.storage.postgres import PostgresStore
 from ledger.store import Store, open_store
 from ledger.tsa import AuthorityClient, HttpTimestampClient, Stamper, TimestampClient
 from verifier.admission import Admission
@@ -304,8 +311,18 @@ class Service:
             tsa_dir = data / "tsa"
             if not (tsa_dir / "tsa.key").exists():
                 issue_tsa_certificates(name=f"cunzheng TSA ({config.origin})").write(tsa_dir)
-            authority, credentials, serials = open_authority(tsa_dir)
-            closers.append(serials)
+            if isinstance(store, PostgresStore):
+                # Every node of a cluster stamps with the same TSA credentials (a copy of the
+                # data directory); a database sequence keeps their token serials unique.
+                credentials = TsaCredentials.read(tsa_dir)
+                authority = TimeStampAuthority(
+                    certificate=credentials.certificate,
+                    private_key=credentials.private_key,
+                    serials=store.next_serial,
+                )
+            else:
+                authority, credentials, serials = open_authority(tsa_dir)
+                closers.append(serials)
             client = AuthorityClient(authority)
             roots = [credentials.root]
         stamper = Stamper(
@@ -314,12 +331,23 @@ class Service:
             verify=lambda token, digest: verify_token(token, digest=digest, roots=roots),
         )
         metrics = Metrics()
-        sequencer = Sequencer(
-            ledger,
-            admit=Admission(registry, token_roots=depositor_roots),
-            on_commit=[stamper.notify],
-            observe=metrics.block,
-        )
+        sequencer: Sequencer
+        if isinstance(store, PostgresStore):
+            # Many nodes on one database: the elected one sequences, the others queue.
+            sequencer = ClusterSequencer(
+                ledger,
+                store=store,
+                admit=Admission(registry, token_roots=depositor_roots),
+                on_commit=[stamper.notify],
+                observe=metrics.block,
+            )
+        else:
+            sequencer = Sequencer(
+                ledger,
+                admit=Admission(registry, token_roots=depositor_roots),
+                on_commit=[stamper.notify],
+                observe=metrics.block,
+            )
         api_keys = ApiKeys(store)
         admin_path = data / "admin-token"
         if not admin_path.exists():

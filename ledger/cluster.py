@@ -66,7 +66,7 @@ from .storage.postgres import (
     PostgresStore,
 )
 
-__all__ = ["ClusterSequencer"]
+__all__ = ["ClusterSequencer", "sequencer_node"]
 
 log = logging.getLogger(__name__)
 
@@ -283,6 +283,11 @@ class ClusterSequencer(Sequencer):
             conn: psycopg.Connection[Any] | None = None
             try:
                 conn = self.store.connect()
+                # Operators (and tests) see who holds the lock: pg_locks ⋈ pg_stat_activity.
+                conn.execute(
+                    "SELECT set_config('application_name', %s, false)",
+                    (f"cunzheng election {self.node}"[:63],),
+                )
                 while not self._stop.is_set():
                     row = conn.execute(
                         "SELECT pg_try_advisory_lock(%s, %s)", (LOCK_NAMESPACE, SEQUENCER_LOCK)
@@ -367,3 +372,19 @@ class ClusterSequencer(Sequencer):
             self.submit_received(deposits, times).result()  # durable in the log
         self.store.dequeue(ids + broken)
         return True
+
+
+def sequencer_node(conn: psycopg.Connection[Any]) -> str | None:
+    """The ``node`` name of the current sequencer (its election session's application name),
+    or ``None`` while no node holds the lock."""
+    row = conn.execute(
+        "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+        " WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %s AND l.objid = %s"
+        " AND l.objsubid = 2 AND l.database = (SELECT oid FROM pg_database"
+        " WHERE datname = current_database())",
+        (LOCK_NAMESPACE, SEQUENCER_LOCK),
+    ).fetchone()
+    if row is None:
+        return None
+    name = str(row[0])
+    return name.removeprefix("cunzheng election ")

@@ -955,12 +955,20 @@ def case_check(
     default=None,
     help="Logs on stderr as text (default) or JSON lines; one access line per request.",
 )
+@click.option(
+    "--store",
+    "store_url",
+    default=None,
+    help="Store URL (default: RocksDB in the data directory). postgresql://… lets several "
+    "nodes share one ledger: one is elected sequencer, the others queue deposits for it.",
+)
 def serve(
     config_file: Path | None,
     data_dir: Path | None,
     host: str | None,
     port: int | None,
     log_format: str | None,
+    store_url: str | None,
 ) -> None:
     """Run the depository: embedded store, built-in TSA, keys made on first run."""
     import socket
@@ -976,7 +984,12 @@ def serve(
 
     try:
         settings = load_settings(
-            config_file, data_dir=data_dir, host=host, port=port, log_format=log_format
+            config_file,
+            data_dir=data_dir,
+            host=host,
+            port=port,
+            log_format=log_format,
+            store=store_url,
         )
         configure_logging(settings.log_format, settings.log_level)
         service = Service.open(settings.service_config())
@@ -1286,8 +1299,8 @@ def _report_not_found(as_json: bool, code: str, zh: str) -> None:
     "--store",
     "store_dir",
     default=None,
-    type=click.Path(file_okay=False, exists=True, path_type=Path),
-    help="A ledger store directory (opened read-only; a copy or a backup is fine).",
+    help="A ledger store directory (opened read-only; a copy or a backup is fine), or a "
+    "postgresql://… URL (read-only: a replica is fine).",
 )
 @click.option(
     "--server",
@@ -1338,7 +1351,7 @@ def _report_not_found(as_json: bool, code: str, zh: str) -> None:
     help="Processes checking entries and signatures (0: one per core; 1: this one only).",
 )
 def audit_command(
-    store_dir: Path | None,
+    store_dir: str | None,
     server: str | None,
     log_key: str,
     tsa_roots: tuple[Path, ...],
@@ -1370,7 +1383,13 @@ def audit_command(
         if state_path is not None and state_path.exists():
             resume = AuditState.from_object(json.loads(state_path.read_text(encoding="utf-8")))
         store: AuditSource
-        if store_dir is not None:
+        if store_dir is not None and store_dir.startswith(("postgresql://", "postgres://")):
+            from ledger.storage.postgres import PostgresStore
+
+            store = PostgresStore(store_dir, read_only=True, pool_size=2)
+        elif store_dir is not None:
+            if not Path(store_dir).is_dir():
+                raise click.BadParameter(f"no directory {store_dir}", param_hint="--store")
             store = RocksStore(store_dir, read_only=True)
         else:
             store = HttpSource(str(server))
@@ -1387,7 +1406,7 @@ def audit_command(
                            progress=progress, resume=resume,
                            workers=workers or os.cpu_count() or 1)  # fmt: skip
     finally:
-        if isinstance(store, RocksStore):
+        if not isinstance(store, HttpSource):
             store.close()
     if state_path is not None and report.state is not None:
         state_path.write_text(json.dumps(report.state.to_object(), indent=2) + "\n")
