@@ -6,7 +6,13 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -255,3 +261,62 @@ EVIDENCE_ZH = {
     "other": "其他证据材料",
     "evidence_catalog": "证据目录",
 }
+
+
+RUNNER = "import sys; from tools.cli import main; main(sys.argv[1:], prog_name='cunzheng')"
+
+
+@pytest.mark.slow
+def test_five_thousand_files_killed_midway_and_resumed(
+    service: Service, server_url: str, creds: dict[str, str], tmp_path: Path
+) -> None:
+    """5,000 files; the CLI is SIGKILLed after some batches, some receipts of acknowledged
+    batches are lost too (as if killed before writing them); the rerun completes the case and
+    every file is in the ledger exactly once (the server's digest index says so)."""
+    total = 5000
+    case = tmp_path / "case"
+    write_case(case)
+    process = case / "loan_process_record"
+    for n in range(total - len(COMPLETE_CASE)):
+        (process / f"screen-{n:05d}.png").write_bytes(png_bytes(n % 251) + n.to_bytes(4, "big"))
+    args = deposit_args(server_url, creds, str(case), "--case", CONTRACT, "--batch-size", "100")
+    receipts = case / ".cunzheng" / "receipts" / CONTRACT
+    child = subprocess.Popen(
+        [sys.executable, "-c", RUNNER, *args], cwd=ROOT, env=os.environ,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while sum(1 for _ in receipts.rglob("*.json")) < 1000 if receipts.exists() else True:
+        assert child.poll() is None, "the CLI ended before it could be interrupted"
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    kept = sorted(receipts.rglob("*.json"))
+    assert 1000 <= len(kept) < total
+    before = service.ledger.head_size()
+    assert before >= len(kept)
+    lost = kept[::10]  # acknowledged by the server, receipt never written
+    for path in lost:
+        path.unlink()
+
+    r = cli(*args, "--json")
+    assert r.exit_code == 0, r.output
+    summary: dict[str, Any] = json.loads(r.stdout)
+    assert summary["failed"] == {} and summary["changed_since_receipt"] == []
+    assert summary["skipped_receipted"] == len(kept) - len(lost)
+    assert summary["already_deposited"] >= len(lost)  # resent, answered with the original
+    assert summary["deposited"] + summary["already_deposited"] + summary["skipped_receipted"] == (
+        total
+    )
+    assert summary["cases"][0]["complete"] is True
+    # Exactly once: every file's digest has one deposit, and the ledger grew by the new ones.
+    indexes = service.case_deposits(CONTRACT)
+    assert len(indexes) == total == len(set(indexes))
+    assert service.ledger.head_size() == before + summary["deposited"]
+    files = sorted(p for p in case.rglob("*") if p.is_file() and ".cunzheng" not in p.parts)
+    assert len(files) == total
+    for path in files:
+        found = service.ledger.lookup_digest(digest_file(str(path)))
+        assert len(found) == 1, path
+    assert len(list(receipts.rglob("*.json"))) == total
