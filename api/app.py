@@ -10,6 +10,7 @@ import hashlib
 import itertools
 import secrets
 import struct
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -594,6 +595,15 @@ def create_app(service: Service, *, limits: Limits | None = None) -> FastAPI:
     async def revoke_api_key(key_id: str, _key: Admin) -> Response:
         service.api_keys.revoke(key_id)
         return Response(status_code=204)
+
+    @v1.post("/admin/backup", tags=["admin"], status_code=201)
+    async def backup(_key: Admin) -> Response:
+        """A consistent backup of the running depository, under ``DATA_DIR/backups/`` on the
+        server (``cunzheng backup --server`` calls this; ``cunzheng restore`` reads it)."""
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        dest = service.config.data_dir / "backups" / f"{stamp}-{secrets.token_hex(3)}"
+        manifest = await run_in_threadpool(service.backup, dest)
+        return _json({"path": str(dest.resolve()), **manifest}, status=201)
 
     @v1.get("/admin/access-log", tags=["admin"])
     async def access_log(_key: Admin) -> Response:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
 import secrets
+import shutil
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -402,6 +404,38 @@ class Service:
             "tsa_error": lag.last_error,
             "checkpoint_age_seconds": None if age is None else round(max(age, 0.0), 3),
         }
+
+    def backup(self, dest: Path) -> dict[str, Any]:
+        """Copy what restores this depository into ``dest`` (a new directory): the store (a
+        consistent RocksDB checkpoint, taken live), the log key and the built-in TSA's files,
+        and ``backup.json`` naming the origin and the tree size backed up. The admin token is
+        not copied: a restored depository makes a new one (the API keys in the store stay).
+        ``dest`` holds the log's private key: keep it as safe as the data directory."""
+        from ledger.storage.rocksdb import RocksStore
+
+        if not isinstance(self.store, RocksStore):
+            raise InvalidInput(
+                "cunzheng backup copies a RocksDB store; back up PostgreSQL with pg_dump",
+                store=type(self.store).__name__,
+            )
+        if dest.exists():
+            raise InvalidInput(f"{dest} exists already; a backup goes to a new directory")
+        dest.mkdir(parents=True, mode=0o700)
+        head = self.store.head()
+        self.store.backup(dest / "ledger")
+        data = self.config.data_dir
+        shutil.copytree(data / "keys", dest / "keys")
+        if (data / "tsa").is_dir():
+            shutil.copytree(data / "tsa", dest / "tsa")
+        # The checkpoint may hold more than `head` (deposits kept coming); it holds that much.
+        manifest = {
+            "origin": self.config.origin,
+            "tree_size_at_least": 0 if head is None else head.size,
+            "created_at": now_ms(),
+            "store": "rocksdb",
+        }
+        (dest / "backup.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        return manifest
 
     # --- reads -------------------------------------------------------------------------------
 

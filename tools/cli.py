@@ -1425,6 +1425,114 @@ def audit_command(
     sys.exit(0 if report.clean else 6)
 
 
+@main.command("backup")
+@click.option("--server", default=None, help="A running cunzheng server: it backs itself up.")
+@click.option(
+    "--admin-token-file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="That server's admin token (DATA_DIR/admin-token).",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Or a data directory no server is using.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="With --data-dir: the new backup directory.",
+)
+def backup_command(
+    server: str | None, admin_token_file: Path | None, data_dir: Path | None, out: Path | None
+) -> None:
+    """A consistent backup (RocksDB checkpoint, log key, built-in TSA): of a running server
+    (--server, kept under its DATA_DIR/backups/), or of a stopped one's --data-dir to --out."""
+    import httpx
+
+    from ledger.errors import CunzhengError
+
+    if (server is None) == (data_dir is None):
+        raise click.UsageError("give either --server URL (with --admin-token-file) or --data-dir")
+    if server is not None:
+        if admin_token_file is None:
+            raise click.UsageError("--server needs --admin-token-file")
+        token = admin_token_file.read_text().strip()
+        r = httpx.post(f"{server.rstrip('/')}/v1/admin/backup", timeout=600,
+                       headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+        if r.status_code != 201:
+            raise click.ClickException(f"the server refused: {r.status_code} {r.text}")
+        manifest = r.json()
+    else:
+        from api.service import Service
+        from api.settings import load_settings
+
+        if out is None:
+            raise click.UsageError("--data-dir needs --out")
+        assert data_dir is not None
+        try:
+            settings = load_settings(None, data_dir=data_dir)
+            service = Service.open(settings.service_config())
+        except CunzhengError as exc:
+            raise click.ClickException(exc.message) from exc
+        try:
+            manifest = {"path": str(out.resolve()), **service.backup(out)}
+        except CunzhengError as exc:
+            raise click.ClickException(exc.message) from exc
+        finally:
+            service.close()
+    click.echo(
+        f"backed up tree size {manifest['tree_size_at_least']} (at least) to {manifest['path']}"
+    )
+
+
+@main.command("restore")
+@click.argument("backup", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--data-dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The new data directory (must not exist, or be empty).",
+)
+def restore_command(backup: Path, data_dir: Path) -> None:
+    """Make a data directory from a backup, then check the restored log's head checkpoint
+    against the backed-up log key. Audit it next: cunzheng audit --store DATA_DIR/ledger."""
+    import shutil
+
+    from cryptography.hazmat.primitives import serialization
+
+    from ledger.checkpoint import NoteSigner
+    from ledger.errors import CunzhengError
+    from ledger.log import Ledger
+    from ledger.storage.rocksdb import RocksStore
+
+    manifest_path = backup / "backup.json"
+    if not manifest_path.exists():
+        raise click.ClickException(f"{backup} is not a cunzheng backup (no backup.json)")
+    manifest = json.loads(manifest_path.read_text())
+    if data_dir.exists() and any(data_dir.iterdir()):
+        raise click.ClickException(f"{data_dir} is not empty; restore into a new directory")
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for part in ("ledger", "keys", "tsa"):
+        if (backup / part).is_dir():
+            shutil.copytree(backup / part, data_dir / part)
+    key = serialization.load_pem_private_key((data_dir / "keys" / "log.key").read_bytes(), None)
+    store = RocksStore(data_dir / "ledger")
+    try:
+        ledger = Ledger.open(store, NoteSigner(manifest["origin"], key))  # type: ignore[arg-type]
+        head, _ = ledger.checked_head()
+    except CunzhengError as exc:
+        raise click.ClickException(f"the restored log does not check out: {exc.message}") from exc
+    finally:
+        store.close()
+    if head.size < (want := manifest["tree_size_at_least"]):
+        raise click.ClickException(f"the restored log has {head.size} entries, the backup {want}")
+    click.echo(f"restored {head.size} entries into {data_dir}; "
+               f"serve it with: cunzheng serve --data-dir {data_dir}")  # fmt: skip
+
+
 @main.command("witness")
 @click.option("--server", required=True, help="The cunzheng service to witness.")
 @click.option("--log-key", required=True, help="The log's verifier key (C2SP vkey).")

@@ -361,6 +361,24 @@ class RocksStore:
         self._db.flush(True)
         return sum(f.stat().st_size for f in Path(self.path).iterdir() if f.is_file())
 
+    def backup(self, dest: str | Path) -> None:
+        """A consistent copy of the whole store in ``dest`` (a new directory), taken while the
+        store is in use: a RocksDB checkpoint (hard links where ``dest`` is on the same
+        filesystem, copies otherwise), openable as a store of its own."""
+        from rocksdict import Checkpoint
+
+        if Path(dest).exists():
+            raise StorageError(f"{dest} exists already; a backup goes to a new directory")
+        checkpoint = Checkpoint(self._db)
+        try:
+            checkpoint.create_checkpoint(str(dest))
+        except Exception as exc:
+            if "no space left" in str(exc).lower():
+                raise StorageFull(f"backup to {dest} failed: the disk is full") from exc
+            raise StorageError(f"backup to {dest} failed: {exc}") from exc
+        finally:
+            del checkpoint
+
     def compact(self) -> None:
         self._db.compact_range(None, None)
 

@@ -35,6 +35,7 @@ ACCESS: dict[tuple[str, str], str | frozenset[str]] = {
     ("POST", "/v1/admin/api-keys"): frozenset({"admin"}),
     ("DELETE", "/v1/admin/api-keys/{key_id}"): frozenset({"admin"}),
     ("GET", "/v1/admin/access-log"): frozenset({"admin"}),
+    ("POST", "/v1/admin/backup"): frozenset({"admin"}),
     ("GET", "/metrics"): frozenset({"admin", "auditor"}),
     ("GET", "/v1/deposits/{code}"): PUBLIC,
     ("GET", "/v1/digests/{digest}"): PUBLIC,
