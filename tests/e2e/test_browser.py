@@ -227,3 +227,33 @@ def test_page_is_self_contained(page: Any, live: LiveServer) -> None:
     expect(page.locator("[data-field=kind]")).to_contain_text("额度合同")
     assert page.evaluate("document.documentElement.scrollWidth") <= 380
     screenshot(page, "verified-narrow-zh")
+
+
+def test_judge_checks_the_case_of_a_deposit(page: Any, live: LiveServer) -> None:
+    """After 一键调证, the case the deposit belongs to is checked against Annex B: here only
+    the loan contract and the catalog were deposited, so five required elements are missing."""
+    _, code = live.deposit("借款合同-HT9.pdf", minimal_pdf("Loan HT-2026-0009"),
+                           contract_no="HT-2026-0009")  # fmt: skip
+    live.deposit("证据目录-HT9.pdf", minimal_pdf("Catalog HT-2026-0009"),
+                 kind="evidence_catalog", contract_no="HT-2026-0009")  # fmt: skip
+    page.goto(f"{live.url}/?code={code}")
+    expect(page.get_by_test_id("verdict")).to_have_text("核验通过")
+    page.locator("#judge summary").click()
+    page.get_by_test_id("api-key-input").fill(live.judge_token)
+    page.get_by_test_id("retrieve-button").click()
+    check = page.get_by_test_id("case-check-button")
+    expect(check).to_be_visible()
+    check.click()
+    expect(page.get_by_test_id("case-verdict")).to_have_text("证据要素不齐全或格式不符")
+    elements = page.get_by_test_id("case-elements").locator("li")
+    expect(elements).to_have_count(9)
+    expect(page.locator("[data-kind=loan_contract]")).to_have_class("s-passed")
+    expect(page.locator("[data-kind=loan_contract]")).to_contain_text("1 份：PDF")
+    expect(page.locator("[data-kind=loan_voucher]")).to_have_class("s-failed")
+    expect(page.locator("[data-kind=credit_line_contract]")).to_have_class("s-not_applicable")
+    expect(page.get_by_test_id("case-issues").locator("li.error")).to_have_count(5)
+    expect(page.get_by_test_id("case-issues")).to_contain_text("缺少必备证据要素：借款借据")
+    screenshot(page, "case-zh")
+    page.get_by_test_id("lang-toggle").click()
+    expect(page.get_by_test_id("case-verdict")).to_contain_text("Evidence elements missing")
+    expect(page.get_by_test_id("case-issues")).to_contain_text("required element missing")

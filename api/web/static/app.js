@@ -95,6 +95,14 @@
       downloading: "正在下载…",
       downloaded: "已下载 {name}",
       metaHeading: "存证元数据（非公开）",
+      caseCheck: "本案证据要素核查（DB4401/T 310—2024 附录B）",
+      caseChecking: "正在核查本案证据……",
+      caseHeading: "案件 {contract} 的证据要素（存证方 {depositor}）",
+      caseComplete: "证据要素齐全",
+      caseIncomplete: "证据要素不齐全或格式不符",
+      caseStatus: { present: "已提供", missing: "缺少", not_provided: "未提供（非必备）" },
+      caseCount: "{count} 份：{formats}",
+      caseRequirement: { required: "必备", if_any: "如有则提供", optional: "可选" },
       accessLogged: "本次调取已记入访问日志。",
       depositorName: "存证方名称",
       meta: {
@@ -212,6 +220,14 @@
       downloading: "Downloading…",
       downloaded: "Downloaded {name}",
       metaHeading: "Deposit metadata (private)",
+      caseCheck: "Check this case's evidence (DB4401/T 310—2024 Annex B)",
+      caseChecking: "Checking the case…",
+      caseHeading: "Evidence of case {contract} (depositor {depositor})",
+      caseComplete: "All required evidence elements present",
+      caseIncomplete: "Evidence elements missing or in formats the standard does not list",
+      caseStatus: { present: "present", missing: "missing", not_provided: "not provided (not required)" },
+      caseCount: "{count} file(s): {formats}",
+      caseRequirement: { required: "required", if_any: "if any", optional: "optional" },
       accessLogged: "This access has been recorded in the access log.",
       depositorName: "Depositor's name",
       meta: {
@@ -261,6 +277,12 @@
     judgeHint: $("judge-hint"),
     judgeStatus: $("judge-status"),
     metaBlock: $("meta-block"),
+    caseCheck: $("case-check"),
+    caseBlock: $("case-block"),
+    caseHeading: $("case-heading"),
+    caseVerdict: $("case-verdict"),
+    caseElements: $("case-elements"),
+    caseIssues: $("case-issues"),
     meta: $("meta"),
   };
 
@@ -275,6 +297,7 @@
   let shown = null; // {report, ctx}
   let shownError = null; // ApiError or Error
   let shownMeta = null; // retrieved bundle
+  let shownCase = null; // the case check of the retrieved deposit's contract number
   let statusText = null; // () => string
   let judgeText = null; // () => string
 
@@ -312,6 +335,7 @@
     if (shown) renderReport();
     if (shownError) renderError();
     if (shownMeta) renderMeta();
+    if (shownCase) renderCase();
   }
 
   el.toggle.addEventListener("click", () => {
@@ -504,12 +528,15 @@
     shown = null;
     shownError = null;
     shownMeta = null;
+    shownCase = null;
     judgeText = null;
     setStatus(null);
     el.error.hidden = true;
     el.error.textContent = "";
     el.result.hidden = true;
     el.metaBlock.hidden = true;
+    el.caseBlock.hidden = true;
+    el.caseCheck.hidden = true;
     el.judgeStatus.textContent = "";
   }
 
@@ -712,6 +739,55 @@
         { field: `meta.${k}`, sub: t(`meta.${k}`) ? k : null });
     }
     if (keys.length === 0) fact(dl, "", t("metaEmpty"));
+    el.caseCheck.hidden = typeof meta.contract_no !== "string";
+  }
+
+  // The case the retrieved deposit belongs to (its contract number), against Annex B.
+  async function checkCase() {
+    const meta = shownMeta && shownMeta.meta && shownMeta.meta.meta;
+    const depositor = shown && shown.report && shown.report.depositor;
+    if (!meta || typeof meta.contract_no !== "string") return;
+    el.caseCheck.disabled = true;
+    setJudgeStatus(() => t("caseChecking"));
+    try {
+      const query = depositor ? `?depositor=${encodeURIComponent(depositor)}` : "";
+      const path = `/v1/cases/${encodeURIComponent(meta.contract_no)}/check${query}`;
+      const r = await api("GET", path, { key: apiKey() });
+      if (!r.ok) fail(r);
+      shownCase = r.data;
+      setJudgeStatus(null);
+      renderCase();
+      el.caseBlock.hidden = false;
+    } catch (err) {
+      judgeError(err);
+    } finally {
+      el.caseCheck.disabled = false;
+    }
+  }
+
+  function renderCase() {
+    const c = shownCase;
+    el.caseHeading.textContent = t("caseHeading", { contract: c.contract_no, depositor: c.depositor || "" });
+    el.caseVerdict.textContent = c.complete ? t("caseComplete") : t("caseIncomplete");
+    el.caseVerdict.className = `case-verdict ${c.complete ? "ok" : "bad"}`;
+    el.caseElements.replaceChildren();
+    const marks = { present: "✓", missing: "✗", not_provided: "–" };
+    const statusClass = { present: "passed", missing: "failed", not_provided: "not_applicable" };
+    for (const e of c.elements) {
+      const formats = [...new Set(e.items.map((i) => c.items[i].format || "?"))].join("/");
+      const name = lang === "zh" ? e.name_zh : `${e.name_en} (${e.name_zh})`;
+      const detail = [t(`caseStatus.${e.status}`), t(`caseRequirement.${e.requirement}`)];
+      if (e.count) detail.push(t("caseCount", { count: e.count, formats }));
+      el.caseElements.append(node("li", { class: `s-${statusClass[e.status]}`, "data-kind": e.kind },
+        node("span", { class: "step-icon", "aria-hidden": "true" }, marks[e.status]),
+        node("span", { class: "step-name" }, name),
+        node("span", { class: "step-msg" }, detail.join(" · "))));
+    }
+    el.caseIssues.replaceChildren();
+    for (const issue of c.issues) {
+      el.caseIssues.append(node("li", { class: issue.severity, "data-code": issue.code },
+        lang === "zh" ? issue.message_zh : issue.message));
+    }
   }
 
   async function downloadBundle() {
@@ -760,6 +836,7 @@
   el.apiKey.addEventListener("input", updateJudgeButtons);
   el.retrieve.addEventListener("click", retrieve);
   el.download.addEventListener("click", downloadBundle);
+  el.caseCheck.addEventListener("click", checkCase);
 
   applyLanguage();
   updateJudgeButtons();
