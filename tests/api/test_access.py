@@ -29,6 +29,9 @@ ACCESS: dict[tuple[str, str], str | frozenset[str]] = {
     ("GET", "/v1/deposits/{code}/bundle"): frozenset({"depositor", "judge", "auditor"}),
     ("GET", "/v1/cases/{contract_no}"): frozenset({"depositor", "judge"}),
     ("GET", "/v1/cases/{contract_no}/check"): frozenset({"depositor", "judge"}),
+    ("GET", "/v1/cases/{contract_no}/certificate.pdf"): frozenset({"depositor", "judge"}),
+    ("GET", "/v1/cases/{contract_no}/package.zip"): frozenset({"depositor", "judge"}),
+    ("GET", "/v1/deposits/{code}/certificate.pdf"): frozenset({"depositor", "judge", "auditor"}),
     ("POST", "/v1/admin/depositors"): frozenset({"admin"}),
     ("POST", "/v1/admin/depositors/{depositor}/keys"): frozenset({"admin"}),
     ("POST", "/v1/admin/depositors/{depositor}/keys/{key_id}/revoke"): frozenset({"admin"}),
@@ -138,7 +141,7 @@ def test_a_depositor_keeps_to_its_own(
     r = client.post("/v1/deposits", json=lender.deposit(path).to_object(),
                     headers=auth(tokens["depositor"]))  # fmt: skip
     code = r.json()["receipts"][0]["code"]
-    for what in ("bundle", "retrieve", "original"):
+    for what in ("bundle", "retrieve", "original", "certificate.pdf"):
         theirs = client.get(f"/v1/deposits/{code}/{what}", headers=auth(other_token))
         assert theirs.status_code == 404, (what, theirs.text)
     assert client.get(f"/v1/deposits/{code}/bundle", headers=auth(tokens["depositor"])).is_success
