@@ -1366,7 +1366,7 @@ def audit_command(
     """Replay the whole ledger and check every root, link, signature, token and index.
     Exit 0 when clean, 6 when anything diverges."""
     from cryptography import x509
-    from rich.progress import Progress
+    from rich.progress import Progress, TextColumn
 
     from ledger.checkpoint import NoteVerifier
     from ledger.errors import CunzhengError
@@ -1396,11 +1396,15 @@ def audit_command(
     except (CunzhengError, ValueError, OSError) as exc:
         raise click.ClickException(getattr(exc, "message", str(exc))) from exc
     try:
-        with Progress(disable=as_json or not sys.stderr.isatty(), transient=True) as bar:
-            task = bar.add_task("replaying", total=None)
+        columns = [*Progress.get_default_columns(), TextColumn("{task.fields[rate]}")]
+        with Progress(*columns, disable=as_json or not sys.stderr.isatty(), transient=True) as bar:
+            task = bar.add_task("replaying", total=None, rate="")
 
             def progress(done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total)
+                speed = bar.tasks[0].speed
+                if speed:
+                    bar.update(task, rate=f"{speed:,.0f} entries/s")
 
             report = audit(store, log_key=verifier, tsa_roots=roots, collect=collect,
                            progress=progress, resume=resume,
