@@ -7,15 +7,17 @@ import datetime as dt
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from api.service import Service
+from api.service import Service, ServiceConfig
 from ledger.sequencer import Receipt
 from tests.api.conftest import Lender, lender, service, wait_stamped  # noqa: F401 - fixtures
 from tests.cases.samples import COMPLETE_CASE, write_case
+from tools.client import generate_key, load_private_key
 
 CONTRACT = "HT-2026-0001"
 BASE_URL = "https://cunzheng.example.cn"
@@ -39,7 +41,29 @@ class SampleCase:
 @pytest.fixture
 def sample_case(service: Service, lender: Lender, tmp_path: Path) -> SampleCase:  # noqa: F811
     """tests/cases/samples.py's complete case, deposited; every original but each third held."""
-    files = write_case(tmp_path / "case", COMPLETE_CASE)
+    return deposit_sample_case(service, lender, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def shared_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """A running service for a whole module (rendering a package's PDFs takes seconds)."""
+    root = tmp_path_factory.mktemp("service")
+    svc = Service.open(ServiceConfig(data_dir=root / "data", origin="test.cunzheng/log"))
+    svc.stamper.interval = svc.stamper.min_interval = 0.05
+    svc.start()
+    yield svc
+    svc.close()
+
+
+def register_lender(service: Service) -> Lender:  # noqa: F811
+    service.registry.register("lender-1", "某某消费金融有限公司")
+    private, public = generate_key("ed25519")
+    service.registry.add_key("lender-1", public, key_id="k1", not_before=0)
+    return Lender("lender-1", load_private_key(private), "k1")
+
+
+def deposit_sample_case(service: Service, lender: Lender, root: Path) -> SampleCase:  # noqa: F811
+    files = write_case(root / "case", COMPLETE_CASE)
     deposits = [lender.deposit(p, kind=k, contract_no=CONTRACT) for p, k in files.items()]
     receipts = service.sequencer.append(deposits)
     held = set()
