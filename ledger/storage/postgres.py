@@ -192,14 +192,20 @@ class PostgresStore:
 
     def _prepare_schema(self, migrate: bool) -> None:
         wanted = migrations()
+        changing = migrate and not self.read_only
         with self._conn("preparing the schema") as conn, conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_NAMESPACE, MIGRATE_LOCK))
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_version ("
-                " version integer PRIMARY KEY, name text NOT NULL,"
-                " applied_at timestamptz NOT NULL DEFAULT now())"
-            )
-            applied = {row[0] for row in conn.execute("SELECT version FROM schema_version")}
+            if changing:
+                conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_NAMESPACE, MIGRATE_LOCK))
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_version ("
+                    " version integer PRIMARY KEY, name text NOT NULL,"
+                    " applied_at timestamptz NOT NULL DEFAULT now())"
+                )
+            # Read-only (an auditor, perhaps on a hot standby): no DDL and no lock, only a check.
+            exists = conn.execute("SELECT to_regclass('schema_version')").fetchone()
+            applied: set[int] = set()
+            if exists is not None and exists[0] is not None:
+                applied = {row[0] for row in conn.execute("SELECT version FROM schema_version")}
             newest = max((v for v, _, _ in wanted), default=0)
             if applied and max(applied) > newest:
                 raise StorageError(
@@ -209,14 +215,13 @@ class PostgresStore:
                     want=newest,
                 )
             missing = [(v, n, text) for v, n, text in wanted if v not in applied]
-            if missing and not migrate:
+            if missing and not changing:
                 raise StorageError(
-                    f"the database schema lacks migrations {[n for _, n, _ in missing]}; "
-                    "start once with migrations enabled"
+                    f"the database schema lacks migrations {[n for _, n, _ in missing]} "
+                    "(hint: is this a cunzheng database? start a read-write node once to "
+                    "migrate it)"
                 )
             for version, name, text in missing:
-                if self.read_only:
-                    raise StorageError(f"read-only store, but migration {name} is not applied")
                 log.info("applying schema migration %s", name)
                 conn.execute(text.encode())
                 conn.execute(

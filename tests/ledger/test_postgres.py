@@ -225,6 +225,20 @@ def test_read_only_store_refuses_writes(pg: PostgresStore) -> None:
         ro.close()
 
 
+def test_read_only_store_needs_no_ddl(pg_cluster: PgCluster) -> None:
+    """A read-only store (an auditor on a replica) only checks the schema version."""
+    pg_cluster.sql("CREATE DATABASE bare")
+    url = pg_cluster.url("bare")
+    try:
+        with pytest.raises(StorageError, match="lacks migrations"):
+            PostgresStore(url, read_only=True, pool_size=1)
+        with psycopg.connect(url) as conn:
+            found = conn.execute("SELECT to_regclass('schema_version')").fetchone()
+        assert found == (None,)  # nothing was created
+    finally:
+        pg_cluster.drop_database(url)
+
+
 def test_connection_errors_name_no_password(pg_cluster: PgCluster) -> None:
     url = f"postgresql://postgres:hunter2@127.0.0.1:{pg_cluster.port}/no_such_db"
     with pytest.raises(StorageError) as caught:
