@@ -1084,6 +1084,13 @@ _MARKS = {"passed": "✓", "failed": "✗", "not_applicable": "–", "pending": 
     default=None,
     help="With --server: prove the log now extends this checkpoint (say, from an old receipt).",
 )
+@click.option(
+    "--package",
+    "package_path",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Check a whole court package (zip) offline: bundles, files, catalog, manifest.",
+)
 def verify(
     file: Path | None,
     bundle_path: Path | None,
@@ -1097,9 +1104,11 @@ def verify(
     audit_report: Path | None,
     auditor_key: Path | None,
     trusted_checkpoint: Path | None,
+    package_path: Path | None,
 ) -> None:
     """Check one deposit, trusting only the keys given: VERIFIED 核验通过 (exit 0), MISMATCH
-    比对结果不一致 (3), NOT_FOUND 尚未存证 (4), INVALID (5)."""
+    比对结果不一致 (3), NOT_FOUND 尚未存证 (4), INVALID (5). With --package, a whole court
+    package: exit 0 when every item passes, 5 otherwise."""
     from cryptography import x509
 
     from ledger.checkpoint import NoteVerifier
@@ -1113,6 +1122,12 @@ def verify(
         return
     if log_key is None:
         raise click.UsageError("--log-key is needed to check a deposit")
+    if package_path is not None:
+        if bundle_path or server or file or digest or code:
+            raise click.UsageError("--package checks the package alone: no FILE, --bundle, "
+                                   "--server, --digest or --code")  # fmt: skip
+        _verify_package(package_path, log_key, tsa_roots, as_json)
+        return
     if trusted_checkpoint is not None:
         if server is None:
             raise click.UsageError("--trusted-checkpoint needs --server to fetch the proof")
@@ -1225,6 +1240,36 @@ def _verify_audit_report(path: Path, auditor_key: Path | None, as_json: bool) ->
             f"{state}, {report['entries']} entries up to tree size {report['tree_size']}"
         )
     sys.exit(0 if report["clean"] else 6)
+
+
+def _verify_package(path: Path, log_key: str, tsa_roots: tuple[Path, ...], as_json: bool) -> None:
+    """Check a court package offline (verifier.package); print each item's verdict in Chinese
+    and English; exit 0 when all pass, 5 otherwise."""
+    from cryptography import x509
+
+    from ledger.checkpoint import NoteVerifier
+    from ledger.errors import CunzhengError
+    from verifier.package import verify_package
+
+    try:
+        verifier = NoteVerifier.parse(log_key)
+        roots = [x509.load_pem_x509_certificate(p.read_bytes()) for p in tsa_roots]
+    except CunzhengError as exc:
+        raise click.ClickException(f"{exc.message} ({exc.title_zh})") from exc
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    report = verify_package(path, log_keys=[verifier], tsa_roots=roots)
+    obj = report.to_object()
+    if as_json:
+        click.echo(json.dumps(obj, ensure_ascii=False, indent=2))
+    else:
+        click.echo(f"{obj['verdict_zh']}  {obj['verdict']}  {path.name}")
+        click.echo(f"  contract 合同编号: {obj['contract_no'] or '—'}   deposits 存证: "
+                   f"{obj['deposits']}   failures 未通过: {obj['failures']}")  # fmt: skip
+        for c in report.checks:
+            mark = "✓" if c.status == "passed" else "✗"
+            click.echo(f"  {mark} {c.check:<11} {c.subject}  {c.message_zh} / {c.message}")
+    sys.exit(EXIT_CODES[report.verdict])
 
 
 def _verify_extends(server: str, trusted: Path, log_key: str, as_json: bool) -> None:
