@@ -430,10 +430,11 @@ def _load_certificate(der: bytes) -> PublicKey:
         # TBSCertificate (RFC 5280 §4.1): [0] version?, serial, signature, issuer, validity,
         # subject, subjectPublicKeyInfo, …
         spki = fields[(1 if fields[0][0] == 0xA0 else 0) + 5][2]
-    except (ValueError, IndexError) as exc:
+        not_before, not_after = cert.not_valid_before_utc, cert.not_valid_after_utc
+    except (ValueError, IndexError, x509.InvalidVersion) as exc:
         raise InvalidKey(f"not a valid X.509 certificate: {exc}") from exc
     key = _load_spki(spki)
-    return replace(key, not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc)
+    return replace(key, not_before=not_before, not_after=not_after)
 
 
 def _read_pem(data: bytes) -> tuple[bytes, bytes]:

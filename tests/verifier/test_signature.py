@@ -664,6 +664,14 @@ def test_damaged_keys_load_or_raise_invalid_key(
     assert key.family in KEY_FAMILIES  # a damaged RSA modulus can still be a valid key
 
 
+def test_a_certificate_of_an_unknown_version_is_an_invalid_key() -> None:
+    """Hypothesis found it: cryptography raises InvalidVersion, not ValueError, for v4+."""
+    at = CERT_DER.index(bytes.fromhex("a003020102"))
+    data = CERT_DER[:at] + bytes.fromhex("a003020107") + CERT_DER[at + 5 :]
+    with pytest.raises(InvalidKey, match=r"not a valid X\.509 certificate"):
+        load_public_key(data)
+
+
 # --- module boundaries ------------------------------------------------------------------------
 
 
