@@ -356,7 +356,14 @@ def create_app(service: Service, *, limits: Limits | None = None) -> FastAPI:
     async def lookup(code: str) -> Response:
         """Public: the verdict and times of a deposit, by its code (forgiving input)."""
         parsed = parse_code(code)
-        return _json(await report_for(service.index_of(parsed), None, parsed))
+        index = service.index_of(parsed)
+        body = service.reports.answer(index)
+        if body is not None:  # sealed: the same bytes every time
+            service.metrics.verdict("VERIFIED")
+            return Response(body, media_type="application/json")
+        body = jcs(await report_for(index, None, parsed))
+        service.reports.put_answer(index, body)
+        return Response(body, media_type="application/json")
 
     @v1.get("/digests/{digest}", tags=["deposits"])
     async def by_digest(digest: str) -> Response:

@@ -185,6 +185,7 @@ class ReportCache:
 
     def __init__(self, size: int = 65536) -> None:
         self._items: OrderedDict[int, Report] = OrderedDict()
+        self._answers: OrderedDict[int, bytes] = OrderedDict()
         self._size = size
         self._lock = threading.Lock()
 
@@ -200,6 +201,19 @@ class ReportCache:
             self._items[index] = report
             while len(self._items) > self._size:
                 self._items.popitem(last=False)
+
+    def answer(self, index: int) -> bytes | None:
+        """The encoded public answer by code (``GET /v1/deposits/{code}``) of a sealed deposit."""
+        with self._lock:
+            return self._answers.get(index)
+
+    def put_answer(self, index: int, body: bytes) -> None:
+        """Keep an encoded public answer; only for an index whose report is kept (sealed)."""
+        with self._lock:
+            if index in self._items:
+                self._answers[index] = body
+                while len(self._answers) > self._size:
+                    self._answers.popitem(last=False)
 
 
 class Service:
@@ -225,6 +239,7 @@ class Service:
         self._token_cache: OrderedDict[bytes, TimestampInfo] = OrderedDict()
         self._token_lock = threading.Lock()
         self.reports = ReportCache()
+        self._code_cache: dict[bytes, int] = {}
         self.store = store
         self.ledger = ledger
         self.registry = registry
@@ -440,9 +455,17 @@ class Service:
     # --- reads -------------------------------------------------------------------------------
 
     def index_of(self, code: DepositCode) -> int:
+        """The index of the deposit with this code. A code, once in the log, always names the
+        same (oldest) index, so hits are remembered; misses are not (it may come later)."""
+        index = self._code_cache.get(code.bits)
+        if index is not None:
+            return index
         indexes = self.ledger.lookup_code(code)
         if not indexes:
             raise NotFound(f"no deposit has the code {code}", code=str(code))
+        if len(self._code_cache) >= 65536:
+            self._code_cache.clear()
+        self._code_cache[code.bits] = indexes[0]
         return indexes[0]
 
     def case_deposits(self, contract_no: str, depositor: str | None = None) -> list[int]:
