@@ -52,6 +52,21 @@ def deposit_file(
     return receipt
 
 
+def test_a_sealed_lookup_is_answered_from_the_same_bytes(
+    client: TestClient, service: Service, lender: Lender, tokens: dict[str, str], tmp_path: Path
+) -> None:
+    receipt = deposit_file(client, lender, tokens, tmp_path, b"%PDF-1.7 sealed once")
+    code, index = str(receipt["code"]), int(str(receipt["index"]))
+    wait_stamped(service)
+    first = client.get(f"/v1/deposits/{code}")
+    assert first.json()["verdict"] == "VERIFIED"
+    assert service.reports.answer(index) == first.content  # kept once sealed
+    again = client.get(f"/v1/deposits/{code.lower()}")
+    assert again.content == first.content
+    assert again.headers["content-type"] == "application/json"
+    assert client.get(f"/v1/deposits/{code[:-1]}").status_code == 400  # check char missing
+
+
 def test_deposit_then_verify(
     client: TestClient, service: Service, lender: Lender, tokens: dict[str, str], tmp_path: Path
 ) -> None:
