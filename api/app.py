@@ -209,9 +209,17 @@ def create_app(service: Service, *, limits: Limits | None = None) -> FastAPI:
         index: int, digest: Digest | None, code: DepositCode | None
     ) -> dict[str, Any]:
         """The verdict: from a kept report at once, else verified off the event loop."""
+        return presented(await report_of(index), index, digest, code)
+
+    async def report_of(index: int) -> Report:
         report = service.reports.get(index)
         if report is None:
             report = await run_in_threadpool(fresh_report, index)
+        return report
+
+    def presented(
+        report: Report, index: int, digest: Digest | None, code: DepositCode | None
+    ) -> dict[str, Any]:
         out = present(report, digest=digest, code=code).to_object()
         out["index"] = index
         service.metrics.verdict(out["verdict"])
@@ -361,8 +369,9 @@ def create_app(service: Service, *, limits: Limits | None = None) -> FastAPI:
         if body is not None:  # sealed: the same bytes every time
             service.metrics.verdict("VERIFIED")
             return Response(body, media_type="application/json")
-        body = jcs(await report_for(index, None, parsed))
-        service.reports.put_answer(index, body)
+        report = await report_of(index)
+        body = jcs(presented(report, index, None, parsed))
+        service.reports.put_answer(index, body, report)
         return Response(body, media_type="application/json")
 
     @v1.get("/digests/{digest}", tags=["deposits"])

@@ -207,10 +207,11 @@ class ReportCache:
         with self._lock:
             return self._answers.get(index)
 
-    def put_answer(self, index: int, body: bytes) -> None:
-        """Keep an encoded public answer; only for an index whose report is kept (sealed)."""
+    def put_answer(self, index: int, body: bytes, report: Report) -> None:
+        """Keep the public answer ``body`` presented from ``report``, if that is the kept
+        (sealed) report of ``index`` — not an earlier, unsealed one that lost a race."""
         with self._lock:
-            if index in self._items:
+            if self._items.get(index) is report:
                 self._answers[index] = body
                 while len(self._answers) > self._size:
                     self._answers.popitem(last=False)
