@@ -422,33 +422,39 @@ class Service:
         }
 
     def backup(self, dest: Path) -> dict[str, Any]:
-        """Copy what restores this depository into ``dest`` (a new directory): the store (a
-        consistent RocksDB checkpoint, taken live), the log key and the built-in TSA's files,
-        and ``backup.json`` naming the origin and the tree size backed up. The admin token is
-        not copied: a restored depository makes a new one (the API keys in the store stay).
-        ``dest`` holds the log's private key: keep it as safe as the data directory."""
+        """Copy what restores this depository into ``dest`` (a new directory): the store, taken
+        live and consistent — a RocksDB checkpoint in ``ledger/``, or for PostgreSQL a
+        ``pg_dump`` custom-format archive ``ledger.dump`` of the whole database — the log key
+        and the built-in TSA's files, and ``backup.json`` naming the origin, the store kind and
+        the tree size backed up. The admin token is not copied: a restored depository makes a
+        new one (the API keys in the store stay). ``dest`` holds the log's private key: keep it
+        as safe as the data directory."""
         from ledger.storage.rocksdb import RocksStore
 
-        if not isinstance(self.store, RocksStore):
+        if not isinstance(self.store, RocksStore | PostgresStore):
             raise InvalidInput(
-                "cunzheng backup copies a RocksDB store; back up PostgreSQL with pg_dump",
+                "cunzheng backup copies a RocksDB or PostgreSQL store",
                 store=type(self.store).__name__,
             )
         if dest.exists():
             raise InvalidInput(f"{dest} exists already; a backup goes to a new directory")
         dest.mkdir(parents=True, mode=0o700)
         head = self.store.head()
-        self.store.backup(dest / "ledger")
+        if isinstance(self.store, PostgresStore):
+            kind, part = "postgresql", "ledger.dump"
+        else:
+            kind, part = "rocksdb", "ledger"
+        self.store.backup(dest / part)
         data = self.config.data_dir
         shutil.copytree(data / "keys", dest / "keys")
         if (data / "tsa").is_dir():
             shutil.copytree(data / "tsa", dest / "tsa")
-        # The checkpoint may hold more than `head` (deposits kept coming); it holds that much.
+        # The copy may hold more than `head` (deposits kept coming); it holds that much.
         manifest = {
             "origin": self.config.origin,
             "tree_size_at_least": 0 if head is None else head.size,
             "created_at": now_ms(),
-            "store": "rocksdb",
+            "store": kind,
         }
         (dest / "backup.json").write_text(json.dumps(manifest, indent=2) + "\n")
         return manifest

@@ -1494,11 +1494,22 @@ def audit_command(
     default=None,
     help="With --data-dir: the new backup directory.",
 )
+@click.option(
+    "--store",
+    "store_url",
+    default=None,
+    help="With --data-dir: its store, when not RocksDB inside it (postgresql://…).",
+)
 def backup_command(
-    server: str | None, admin_token_file: Path | None, data_dir: Path | None, out: Path | None
+    server: str | None,
+    admin_token_file: Path | None,
+    data_dir: Path | None,
+    out: Path | None,
+    store_url: str | None,
 ) -> None:
-    """A consistent backup (RocksDB checkpoint, log key, built-in TSA): of a running server
-    (--server, kept under its DATA_DIR/backups/), or of a stopped one's --data-dir to --out."""
+    """A consistent backup (RocksDB checkpoint or PostgreSQL pg_dump, log key, built-in TSA): of
+    a running server (--server, kept under its DATA_DIR/backups/), or of a stopped one's
+    --data-dir (and --store) to --out."""
     import httpx
 
     from ledger.errors import CunzhengError
@@ -1522,7 +1533,7 @@ def backup_command(
             raise click.UsageError("--data-dir needs --out")
         assert data_dir is not None
         try:
-            settings = load_settings(None, data_dir=data_dir)
+            settings = load_settings(None, data_dir=data_dir, store=store_url)
             service = Service.open(settings.service_config())
         except CunzhengError as exc:
             raise click.ClickException(exc.message) from exc
@@ -1545,9 +1556,17 @@ def backup_command(
     type=click.Path(file_okay=False, path_type=Path),
     help="The new data directory (must not exist, or be empty).",
 )
-def restore_command(backup: Path, data_dir: Path) -> None:
-    """Make a data directory from a backup, then check the restored log's head checkpoint
-    against the backed-up log key. Audit it next: cunzheng audit --store DATA_DIR/ledger."""
+@click.option(
+    "--store",
+    "store_url",
+    default=None,
+    help="For a PostgreSQL backup: postgresql://… of a new, empty database to restore into "
+    "(pg_restore). A password in the URL is passed to pg_restore in PGPASSWORD only.",
+)
+def restore_command(backup: Path, data_dir: Path, store_url: str | None) -> None:
+    """Make a data directory (and, for PostgreSQL, fill an empty database) from a backup, then
+    check the restored log's head checkpoint against the backed-up log key. Audit it next:
+    cunzheng audit --store DATA_DIR/ledger (or --store postgresql://…)."""
     import shutil
 
     from cryptography.hazmat.primitives import serialization
@@ -1555,20 +1574,44 @@ def restore_command(backup: Path, data_dir: Path) -> None:
     from ledger.checkpoint import NoteSigner
     from ledger.errors import CunzhengError
     from ledger.log import Ledger
-    from ledger.storage.rocksdb import RocksStore
+    from ledger.store import Store
 
     manifest_path = backup / "backup.json"
     if not manifest_path.exists():
         raise click.ClickException(f"{backup} is not a cunzheng backup (no backup.json)")
     manifest = json.loads(manifest_path.read_text())
+    kind = manifest.get("store", "rocksdb")
+    if kind == "postgresql" and store_url is None:
+        raise click.UsageError(
+            "this backup is of a PostgreSQL database: give --store postgresql://… naming a new, "
+            "empty database to restore it into"
+        )
+    if kind == "rocksdb" and store_url is not None:
+        raise click.UsageError("this backup is of a RocksDB store: it restores into --data-dir")
+    if store_url is not None and not store_url.startswith(("postgresql://", "postgres://")):
+        raise click.BadParameter("only postgresql://… URLs", param_hint="--store")
     if data_dir.exists() and any(data_dir.iterdir()):
         raise click.ClickException(f"{data_dir} is not empty; restore into a new directory")
-    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    for part in ("ledger", "keys", "tsa"):
-        if (backup / part).is_dir():
-            shutil.copytree(backup / part, data_dir / part)
+    store: Store
+    try:
+        if store_url is not None:
+            from ledger.storage.pg_backup import restore
+            from ledger.storage.postgres import PostgresStore
+
+            restore(store_url, backup / "ledger.dump")
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for part in ("ledger", "keys", "tsa"):
+            if (backup / part).is_dir():
+                shutil.copytree(backup / part, data_dir / part)
+        if store_url is not None:
+            store = PostgresStore(store_url, pool_size=1)
+        else:
+            from ledger.storage.rocksdb import RocksStore
+
+            store = RocksStore(data_dir / "ledger")
+    except CunzhengError as exc:
+        raise click.ClickException(exc.message) from exc
     key = serialization.load_pem_private_key((data_dir / "keys" / "log.key").read_bytes(), None)
-    store = RocksStore(data_dir / "ledger")
     try:
         ledger = Ledger.open(store, NoteSigner(manifest["origin"], key))  # type: ignore[arg-type]
         head, _ = ledger.checked_head()
@@ -1578,8 +1621,11 @@ def restore_command(backup: Path, data_dir: Path) -> None:
         store.close()
     if head.size < (want := manifest["tree_size_at_least"]):
         raise click.ClickException(f"the restored log has {head.size} entries, the backup {want}")
-    click.echo(f"restored {head.size} entries into {data_dir}; "
-               f"serve it with: cunzheng serve --data-dir {data_dir}")  # fmt: skip
+    serve = f"cunzheng serve --data-dir {data_dir}"
+    if store_url is not None:
+        serve += " --store <that database's URL>"
+    click.echo(f"restored {head.size} entries into {data_dir}"
+               f"{' and the database' if store_url else ''}; serve it with: {serve}")  # fmt: skip
 
 
 @main.command("witness")

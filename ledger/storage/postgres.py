@@ -34,6 +34,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -602,6 +603,14 @@ class PostgresStore:
     def queue_length(self) -> int:
         row = self._one("counting the intake queue", "SELECT count(*) FROM intake")
         return 0 if row is None else int(row[0])
+
+    def backup(self, dest: str | Path) -> None:
+        """A consistent copy of the whole database in ``dest`` (a new file), taken while the
+        store is in use: a ``pg_dump`` custom-format archive (:mod:`ledger.storage.pg_backup`),
+        restored with :func:`~ledger.storage.pg_backup.restore` into an empty database."""
+        from .pg_backup import dump
+
+        dump(self.url, dest)
 
     def close(self) -> None:
         pool = getattr(self, "_pool", None)
