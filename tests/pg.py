@@ -84,10 +84,11 @@ class PgCluster:
         self.sql(f"CREATE DATABASE {TEMPLATE}")
         PostgresStore(self.url(TEMPLATE), pool_size=1).close()
 
-    def new_database(self) -> str:
-        """A fresh, migrated, empty database; returns its URL."""
+    def new_database(self, *, migrated: bool = True) -> str:
+        """A fresh database, with the schema applied and no rows (or, ``migrated=False``, with
+        nothing at all, as ``pg_restore`` wants it); returns its URL."""
         name = f"test_{next(self._names)}"
-        self.sql(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
+        self.sql(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE if migrated else 'template0'}")
         return self.url(name)
 
     def drop_database(self, url: str) -> None:

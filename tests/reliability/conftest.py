@@ -3,8 +3,8 @@
 The reliability tests (crash, faults, load, backup) run against the server as an operator runs
 it, not against an in-process app: a SIGKILL must hit a real process, and a full disk a real
 filesystem. Every test is parametrized by store URL (``store_url``): RocksDB in the data
-directory always; PostgreSQL too when ``CUNZHENG_TEST_POSTGRES_URL`` names a database and the
-PostgreSQL backend exists (``ledger/storage/postgres.py``).
+directory, and PostgreSQL — a fresh database of the session's throwaway cluster (``pg_url``,
+tests/conftest.py), which runs in CI and never skips there.
 """
 
 from __future__ import annotations
@@ -38,22 +38,16 @@ from verifier.bundle import Bundle, Report, verify_bundle
 
 ROOT = Path(__file__).resolve().parents[2]
 ORIGIN = "reliability.cunzheng/log"
-POSTGRES_ENV = "CUNZHENG_TEST_POSTGRES_URL"
 
 
-def _store_urls() -> list[Any]:
-    urls: list[Any] = [pytest.param(None, id="rocksdb")]
-    pg = os.environ.get(POSTGRES_ENV)
-    if pg and (ROOT / "ledger" / "storage" / "postgres.py").exists():
-        urls.append(pytest.param(pg, id="postgresql"))
-    return urls
-
-
-@pytest.fixture(params=_store_urls())
+@pytest.fixture(params=["rocksdb", "postgresql"])
 def store_url(request: pytest.FixtureRequest) -> str | None:
-    """``None``: RocksDB in the data directory (the default); else a PostgreSQL URL."""
-    url: str | None = request.param
-    return url
+    """``None``: RocksDB in the data directory (the default); else the URL of a fresh,
+    migrated PostgreSQL database of its own, dropped after the test."""
+    if request.param == "postgresql":
+        url: str = request.getfixturevalue("pg_url")
+        return url
+    return None
 
 
 @dataclass
@@ -221,13 +215,12 @@ def leaf_hash_b64(receipt: dict[str, Any]) -> bytes:
 
 
 def audit_store(server: Server, *, via_server: bool = False) -> subprocess.CompletedProcess[str]:
-    """``cunzheng audit`` over the RocksDB store (server stopped), or over the running server's
-    public API (``via_server``, and always for other backends)."""
-    where = (
-        ["--store", str(server.data_dir / "ledger")]
-        if server.store_url is None and not via_server
-        else ["--server", server.url]
-    )
+    """``cunzheng audit`` over the store itself — the RocksDB directory (server stopped) or the
+    PostgreSQL database — or over the running server's public API (``via_server``)."""
+    if via_server:
+        where = ["--server", server.url]
+    else:
+        where = ["--store", server.store_url or str(server.data_dir / "ledger")]
     return subprocess.run(
         [sys.executable, "-m", "tools.cli", "audit", *where,
          "--log-key", server.log_verifier().vkey, "--tsa-root", str(server.tsa_root_path()),

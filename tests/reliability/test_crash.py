@@ -182,6 +182,6 @@ def test_sigkill_at_random_moments_loses_no_acknowledged_deposit(server: Server)
     over_http = audit_store(server, via_server=True)  # what any outsider can check
     assert over_http.returncode == 0, over_http.stdout + over_http.stderr
     server.stop()
-    done = audit_store(server)  # the store itself, for RocksDB
+    done = audit_store(server)  # the store itself: the RocksDB directory or the database
     assert done.returncode == 0, done.stdout + done.stderr
     assert json.loads(done.stdout)["entries"] >= len(acked)
