@@ -7,7 +7,6 @@ routes take no key. Handlers are thin: the service and the verifier do the work.
 import asyncio
 import base64
 import datetime as dt
-import hashlib
 import itertools
 import secrets
 import struct
@@ -23,7 +22,6 @@ from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 
 from ledger.canonical import jcs, loads
 from ledger.cases import CaseReport
@@ -39,6 +37,7 @@ from . import documents, problems
 from .operations import AccessLog
 from .problems import Problem
 from .service import ApiKey, Service
+from .uploads import ALL_ALGORITHMS, FileSink, read_form
 
 __all__ = ["Limits", "create_app"]
 
@@ -140,11 +139,6 @@ async def limited(chunks: AsyncIterator[bytes], limit: int, message: str) -> Asy
         yield chunk
 
 
-async def upload_chunks(upload: UploadFile) -> AsyncIterator[bytes]:
-    while chunk := await upload.read(1 << 20):
-        yield chunk
-
-
 def create_app(service: Service, *, limits: Limits | None = None) -> FastAPI:
     """The ASGI app. The service is started and closed by whoever runs the app."""
     app = FastAPI(
@@ -238,7 +232,7 @@ def create_app(service: Service, *, limits: Limits | None = None) -> FastAPI:
         request: Request, key: Annotated[ApiKey, Depends(require("depositor"))]
     ) -> Response:
         """One deposit request, or ``{"deposits": [...]}`` (``max_batch`` at most): all or none."""
-        original: list[bytes] | None = None
+        original: FileSink | None = None
         if request.headers.get("content-type", "").startswith("multipart/form-data"):
             body, original = await deposit_with_original(request)
         else:
@@ -275,7 +269,7 @@ def create_app(service: Service, *, limits: Limits | None = None) -> FastAPI:
                 # Keep the file only for a deposit that will be admitted.
                 if service.sequencer.admit is not None:
                     service.sequencer.admit(deposits, now_ms())
-                service.store.put_original(deposits[0].statement.digest.index_key, original)
+                service.store.put_original(deposits[0].statement.digest.index_key, original.chunks)
             return service.sequencer.submit_many(deposits)
 
         # Parsing and signature checks run off the event loop (a batch of thousands takes a
@@ -307,33 +301,51 @@ def create_app(service: Service, *, limits: Limits | None = None) -> FastAPI:
             return _json({"receipts": await run_in_threadpool(receipt_objects)}, status=201)
         return _json({"receipts": receipt_objects()}, status=201)
 
-    async def deposit_with_original(request: Request) -> tuple[Any, list[bytes]]:
-        """Multipart ``deposit`` (the JSON request) and ``file`` (the original), size-limited."""
+    async def deposit_with_original(request: Request) -> tuple[Any, FileSink]:
+        """Multipart ``deposit`` (the JSON request) and ``file`` (the original), size-limited,
+        the file hashed while it is received (with the deposit's algorithm when ``deposit``
+        comes first, as it should; refused as soon as it outgrows the declared size)."""
         message = f"originals up to {MAX_ORIGINAL_BYTES} bytes are kept"
         refuse_declared(request, MAX_ORIGINAL_BYTES + MAX_BODY_BYTES, message)
-        form = await request.form(max_files=1, max_fields=2, max_part_size=MAX_BODY_BYTES)
-        try:
-            deposit_text, upload = form.get("deposit"), form.get("file")
-            if not isinstance(deposit_text, str) or not isinstance(upload, UploadFile):
-                raise InvalidInput("send the fields 'deposit' (JSON) and 'file' (the original)")
-            chunks = [c async for c in limited(upload_chunks(upload), MAX_ORIGINAL_BYTES, message)]
-        finally:
-            await form.close()
-        return loads(deposit_text), chunks
 
-    def check_original(deposit: Deposit, chunks: list[bytes]) -> None:
+        def sink_for(fields: dict[str, str]) -> FileSink:
+            text = fields.get("deposit")
+            if text is None:
+                return FileSink(ALL_ALGORITHMS, keep=True)
+            statement = Deposit.from_object(loads(text)).statement
+
+            def refuse(size: int) -> Exception:
+                return Problem(
+                    422, "original_mismatch",
+                    "the file sent is larger than the statement's size",
+                    "上传文件与存证声明的摘要不一致",
+                    expected=str(statement.digest), expected_size=statement.size,
+                    found_size=f"more than {size - 1}",
+                )  # fmt: skip
+
+            return FileSink((statement.digest.alg,), keep=True, limit=statement.size,
+                            refuse=refuse)  # fmt: skip
+
+        form = await read_form(
+            request, file_field="file", text_fields=frozenset({"deposit"}),
+            field_limit=MAX_BODY_BYTES, file_limit=MAX_ORIGINAL_BYTES, message=message,
+            sink_for=sink_for,
+        )  # fmt: skip
+        deposit_text = form.fields.get("deposit")
+        if deposit_text is None or form.file is None:
+            raise InvalidInput("send the fields 'deposit' (JSON) and 'file' (the original)")
+        return loads(deposit_text), form.file
+
+    def check_original(deposit: Deposit, sink: FileSink) -> None:
         statement = deposit.statement
-        h = hashlib.new(statement.digest.alg)
-        for chunk in chunks:
-            h.update(chunk)
-        size = sum(len(c) for c in chunks)
-        if h.digest() != statement.digest.value or size != statement.size:
+        found = sink.digest(statement.digest.alg)
+        if found != statement.digest.value or sink.size != statement.size:
             raise Problem(
                 422, "original_mismatch",
                 "the file sent does not match the statement's digest and size",
                 "上传文件与存证声明的摘要不一致",
-                expected=str(statement.digest), found=f"{statement.digest.alg}:{h.hexdigest()}",
-                expected_size=statement.size, found_size=size,
+                expected=str(statement.digest), found=f"{statement.digest.alg}:{found.hex()}",
+                expected_size=statement.size, found_size=sink.size,
             )  # fmt: skip
 
     @v1.get("/deposits/{code}/original", tags=["deposits"])
@@ -441,26 +453,32 @@ def create_app(service: Service, *, limits: Limits | None = None) -> FastAPI:
         not kept. Prefer hashing in the browser: the file then never leaves the court."""
         message = f"files up to {MAX_VERIFY_UPLOAD} bytes can be checked here"
         refuse_declared(request, MAX_VERIFY_UPLOAD + 65536, message)
-        form = await request.form(max_files=1, max_fields=4)
-        try:
-            upload = form.get("file")
-            code_text = form.get("code")
-            if not isinstance(upload, UploadFile):
-                raise InvalidInput("send the file in the multipart field 'file'")
-            code = parse_code(code_text) if isinstance(code_text, str) and code_text else None
-            index = None
-            alg = "sha256"
-            if code is not None:
-                indexes = service.ledger.lookup_code(code)
-                if indexes:
-                    index = indexes[0]
-                    alg = parse_entry(service.ledger.entry(index)).statement.digest.alg
-            h = hashlib.new(alg)
-            async for chunk in limited(upload_chunks(upload), MAX_VERIFY_UPLOAD, message):
-                h.update(chunk)
-        finally:
-            await form.close()
-        digest = Digest(alg, h.digest())
+
+        def sink_for(fields: dict[str, str]) -> FileSink:
+            if "code" not in fields:  # a code may still follow: hash every way
+                return FileSink(ALL_ALGORITHMS)
+            code = parse_code(fields["code"]) if fields["code"] else None
+            indexes = service.ledger.lookup_code(code) if code is not None else []
+            if not indexes:
+                return FileSink(("sha256",))
+            return FileSink((parse_entry(service.ledger.entry(indexes[0])).statement.digest.alg,))
+
+        form = await read_form(
+            request, file_field="file", text_fields=frozenset({"code"}), field_limit=1024,
+            file_limit=MAX_VERIFY_UPLOAD, message=message, sink_for=sink_for,
+        )  # fmt: skip
+        if form.file is None:
+            raise InvalidInput("send the file in the multipart field 'file'")
+        code_text = form.fields.get("code")
+        code = parse_code(code_text) if code_text else None
+        index = None
+        alg = "sha256"
+        if code is not None:
+            indexes = service.ledger.lookup_code(code)
+            if indexes:
+                index = indexes[0]
+                alg = parse_entry(service.ledger.entry(index)).statement.digest.alg
+        digest = Digest(alg, form.file.digest(alg))
         if code is None:
             found = service.ledger.lookup_digest(digest)
             index = found[0] if found else None
