@@ -1,9 +1,11 @@
 """Certificates and court packages from the running service (issue 7).
 
-Gathers what :mod:`court` needs — each deposit's bundle (as ``/bundle`` serves it, no private
-meta), the report of verifying it with the service's own trust anchors, the file name from the
+Gathers what :mod:`court` needs — each deposit's bundle (for a certificate as ``/bundle``
+serves it, no private meta; for a court package with its meta and salt, as ``/retrieve`` serves
+it), the report of verifying it with the service's own trust anchors, the file name from the
 private meta, the original if held, the case's completeness — and hands it over. Callers check
-roles first; these functions run blocking work and belong in a thread pool.
+roles first (a package is for judges and the owning depositor only); these functions run
+blocking work and belong in a thread pool.
 """
 
 from __future__ import annotations
@@ -30,9 +32,10 @@ __all__ = [
 ]
 
 
-def verified(service: Service, index: int) -> tuple[Bundle, Report]:
-    """Deposit ``index``'s bundle and the report of verifying it (DESIGN §7)."""
-    bundle = service.bundle(index)
+def verified(service: Service, index: int, *, with_meta: bool = False) -> tuple[Bundle, Report]:
+    """Deposit ``index``'s bundle (with its private meta and salt if ``with_meta``) and the
+    report of verifying it (DESIGN §7)."""
+    bundle = service.bundle(index, with_meta=with_meta)
     report = verify_bundle(
         bundle,
         log_keys=[service.log_verifier],
@@ -80,9 +83,8 @@ def case_package_zip(
     (:mod:`verifier.package` describes both)."""
     deposits = []
     for index in _indexes(case):
-        bundle, report = verified(service, index)
-        stored = service.ledger.meta(index)
-        meta = loads(stored)["meta"] if stored is not None else {}
+        bundle, report = verified(service, index, with_meta=True)
+        meta = loads(bundle.meta)["meta"] if bundle.meta is not None else {}
         name = meta.get("file_name") if isinstance(meta, dict) else None
         deposits.append(
             CaseDeposit(

@@ -2,9 +2,11 @@
 and PDF), every bundle and certificate, the originals the depository holds, and a manifest of
 every member's SHA-256. The layout and the checks are :mod:`verifier.package`'s.
 
-The builder is given verified deposits (:class:`CaseDeposit`) and writes to any binary file
-object; originals are streamed chunk by chunk and re-hashed on the way, so a package can never
-carry a file that does not match its deposit.
+The builder is given verified deposits (:class:`CaseDeposit`), each bundle with its private
+meta and salt (packages are only for judges and the owning depositor: the meta is what ties a
+deposit to the case's contract number), and writes to any binary file object; originals are
+streamed chunk by chunk and re-hashed on the way, so a package can never carry a file that does
+not match its deposit.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from ledger.entry import Digest
-from ledger.errors import StorageError
+from ledger.errors import InvalidInput, StorageError
 from verifier.bundle import Bundle, Report
 from verifier.package import (
     CASE_CERTIFICATE,
@@ -39,10 +41,9 @@ __all__ = ["CaseDeposit", "build_package"]
 
 @dataclass(frozen=True, slots=True)
 class CaseDeposit:
-    """One deposit of the case: its bundle as ``/v1/deposits/{code}/bundle`` serves it (no
-    private meta), the report of verifying it, the file name from its private meta (for the
-    catalog, if the caller may see it) and, if the depository holds the original, a function
-    that yields its bytes."""
+    """One deposit of the case: its bundle with private meta and salt, as
+    ``/v1/deposits/{code}/retrieve`` serves it, the report of verifying it, the file name from
+    that meta and, if the depository holds the original, a function that yields its bytes."""
 
     bundle: Bundle
     report: Report
@@ -58,16 +59,26 @@ def build_package(
     page_url: Callable[[str], str],
     issued_at: dt.datetime,
     origin: str,
-    depositor: str | None = None,
-    completeness: Mapping[str, Any] | None = None,
+    depositor: str,
+    completeness: Mapping[str, Any],
     log_vkey: str | None = None,
 ) -> dict[str, Any]:
     """Write the package of ``deposits`` (oldest first) to ``out``; return its catalog.
+    ``completeness``: the case's :meth:`~ledger.cases.CaseReport.to_object` with
+    ``depositor``, which :func:`~verifier.package.verify_package` recomputes from the bundles.
 
-    Every deposit must verify (:class:`~ledger.errors.VerificationFailed` otherwise);
+    Every deposit must verify (:class:`~ledger.errors.VerificationFailed` otherwise) and carry
+    its private meta (:class:`~ledger.errors.InvalidInput`);
     :class:`~ledger.errors.StorageError` if an original does not match its deposit."""
+    if not deposits:
+        raise InvalidInput("a court package needs at least one deposit")
     for d in deposits:
         DepositFacts.of(d.bundle, d.report)  # refuses an unverified deposit before writing
+        if d.bundle.meta is None:
+            raise InvalidInput(
+                "a court package's bundles carry their private meta: without it nothing ties "
+                "a deposit to the case (build them with Service.bundle(index, with_meta=True))"
+            )
     t = issued_at.astimezone(dt.UTC)
     date_time = (t.year, t.month, t.day, t.hour, t.minute, t.second)
     hashes: dict[str, tuple[str, int]] = {}
@@ -104,7 +115,7 @@ def build_package(
             "depositor": depositor,
             "issued_at": issued_at.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
             "origin": origin,
-            "completeness": None if completeness is None else dict(completeness),
+            "completeness": dict(completeness),
             "items": items,
         }
         put(CATALOG_JSON, _json(catalog))
@@ -174,7 +185,7 @@ def _readme(contract_no: str, origin: str, log_vkey: str | None) -> str:
   catalog.pdf / catalog.json   证据目录 evidence catalog
   certificates/case.pdf        案件存证证书 case certificate
   certificates/NN-CODE.pdf     存证证书 deposit certificates
-  bundles/NN-CODE.json         离线验证包 offline bundles (DESIGN §7)
+  bundles/NN-CODE.json         离线验证包（含元数据）offline bundles, with meta (DESIGN §7)
   files/NN-CODE/…              证据原件（如有）originals, where the depository holds them
   manifest.json                每个文件的 SHA-256 the SHA-256 of every member
 
@@ -188,4 +199,9 @@ Check the whole package offline, trusting only the keys you give:
 Every bundle must verify, every original must have its deposited digest, the catalog must agree
 with the bundles, the manifest hashes must match and nothing may be extra or missing; otherwise
 the command exits non-zero and names each failing item.
+
+证明以离线验证包为准。PDF（证据目录、存证证书）仅为展示，不作为证明；清单未经签名，只能发现
+损坏，不能证明文件未被替换。
+The bundles are the proof. The PDFs (catalog, certificates) are renderings, not proof; the
+manifest is not signed: it catches damage, not substitution.
 """

@@ -1266,8 +1266,8 @@ def _verify_package(path: Path, log_key: str, tsa_roots: tuple[Path, ...], as_js
         click.echo(f"{obj['verdict_zh']}  {obj['verdict']}  {path.name}")
         click.echo(f"  contract 合同编号: {obj['contract_no'] or '—'}   deposits 存证: "
                    f"{obj['deposits']}   failures 未通过: {obj['failures']}")  # fmt: skip
-        for c in report.checks:
-            mark = "✓" if c.status == "passed" else "✗"
+        for c in report.checks:  # "–": a rendering (PDF), shown but proof of nothing
+            mark = {"passed": "✓", "failed": "✗"}.get(c.status, "–")
             click.echo(f"  {mark} {c.check:<11} {c.subject}  {c.message_zh} / {c.message}")
     sys.exit(EXIT_CODES[report.verdict])
 

@@ -119,6 +119,11 @@ class Bundle:
             for name in ("key", "name"):
                 if not isinstance(depositor.get(name), str | None):
                     raise TypeError(f"depositor.{name} is not a string")
+            if window is not None and not _is_window(window):
+                raise TypeError(
+                    "depositor.key_window must be [not_before, not_after, revoked_at], "
+                    "Unix ms (the last two may be null)"
+                )
             return cls(
                 leaf=jcs(obj["entry"]),
                 index=int(obj["index"]),
@@ -135,6 +140,14 @@ class Bundle:
             )
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
             raise InvalidInput(f"not a cunzheng bundle: {exc}") from exc
+
+
+def _is_window(window: Any) -> bool:
+    """A key window as a bundle carries it: ``[int, int | None, int | None]``."""
+    if not isinstance(window, list) or len(window) != 3:
+        return False
+    ms = [v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in window]
+    return all(ms) and window[0] is not None
 
 
 @dataclass(frozen=True, slots=True)

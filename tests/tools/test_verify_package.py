@@ -14,6 +14,7 @@ from api.documents import case_package_zip
 from api.service import Service
 from ledger.checkpoint import NoteSigner
 from tests.court.conftest import BASE_URL, ISSUED_AT, SampleCase, sample_case  # noqa: F401
+from tests.court.test_package import hostile_packages
 from tests.tools.test_verify_cmd import run
 
 
@@ -37,6 +38,11 @@ def test_a_package_verifies_offline_and_a_tampered_one_names_the_item(
     assert "LOADED=\n" in ok.stderr  # no web framework, no storage engine, no api package
     for code in sample_case.codes:
         assert f"✓ bundle      {code}  核验通过 / verified" in ok.stdout
+        assert f"✓ meta        {code}  元数据与承诺值一致，合同编号与证据目录一致" in ok.stdout
+        rendering = "仅为展示，不作为证明（以离线验证包为准） / rendering, not proof"
+        assert f"– certificate {code}  {rendering}" in ok.stdout
+    assert "– catalog     catalog.pdf  仅为展示，不作为证明" in ok.stdout
+    assert "✓ completeness catalog.json  证据目录中的证据要素完整性与离线验证包一致" in ok.stdout
     assert "✗" not in ok.stdout
 
     # One byte of one held original changed: exit 5, the deposit and the member named.
@@ -53,7 +59,8 @@ def test_a_package_verifies_offline_and_a_tampered_one_names_the_item(
     report = json.loads(bad.stdout)
     assert report["verdict"] == "INVALID"
     failed = {(c["subject"], c["check"]) for c in report["checks"] if c["status"] == "failed"}
-    assert failed == {(item["code"], "file"), (item["file"], "member")}
+    assert failed == {(item["code"], "file"), (item["file"], "member"),
+                      ("catalog.json", "completeness")}  # fmt: skip
     text = run("verify", "--package", str(tampered), *trust)
     assert f"✗ file        {item['code']}  证据原件与存证摘要不一致 / " in text.stdout
 
@@ -68,5 +75,13 @@ def test_a_package_verifies_offline_and_a_tampered_one_names_the_item(
     junk = tmp_path / "junk.zip"
     junk.write_bytes(b"junk")
     assert run("verify", "--package", str(junk), *trust).returncode == 5
+    # Hostile zips (a corrupt deflate stream, a catalog field of the wrong type): exit 5 with
+    # the failures named, never a traceback.
+    for name, (data, _) in hostile_packages(package.read_bytes()).items():
+        hostile = tmp_path / f"{name}.zip"
+        hostile.write_bytes(data)
+        result = run("verify", "--package", str(hostile), *trust)
+        assert result.returncode == 5, (name, result.stdout, result.stderr)
+        assert "Traceback" not in result.stderr and "✗" in result.stdout, name
     usage = run("verify", "--package", str(package), "--code", sample_case.codes[0], *trust)
     assert usage.returncode == 2
