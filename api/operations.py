@@ -12,8 +12,10 @@ counters and histograms need no client library. Names (all ``cunzheng_``-prefixe
   time yet), ``tsa_lag_seconds`` (age of the oldest checkpoint without a token), ``tsa_up``,
   ``checkpoint_age_seconds`` (age of the latest checkpoint).
 
-Logs never carry a request's headers or body: the access line names the caller by role and key
-id, never by token (tests/reliability/test_operations.py reads every line a server wrote).
+Logs never carry a request's headers or body, nor its path: the access line names the route by
+its template (``/v1/cases/{contract_no}/check``), because a path can hold private meta — a
+contract number (DESIGN §3) — and the caller by role and key id, never by token
+(tests/reliability/test_operations.py reads every line a server wrote).
 """
 
 from __future__ import annotations
@@ -184,8 +186,9 @@ class AccessLog:
     """ASGI middleware: one log line and one metrics sample per HTTP request.
 
     The route is the matched template (``/v1/deposits/{code}``), so metrics do not grow a label
-    per deposit code. The caller is named by the role and key id the auth check put in the
-    request state; headers (and so tokens) are never read here.
+    per deposit code, and the raw path — which for ``/v1/cases/{contract_no}`` names a
+    contract, private meta — is never logged. The caller is named by the role and key id the
+    auth check put in the request state; headers (and so tokens) are never read here.
     """
 
     def __init__(
@@ -221,7 +224,6 @@ class AccessLog:
                 status,
                 extra={
                     "method": scope["method"],
-                    "path": scope.get("path", ""),
                     "route": route,
                     "status": status,
                     "ms": round(seconds * 1000, 2),

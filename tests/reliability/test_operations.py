@@ -14,6 +14,7 @@ import pytest
 
 from tests.reliability.conftest import Server, register_lender, wait_stamped
 
+CONTRACT_NO = "HT-LOGGED-NEVER-4417"
 SAMPLE = re.compile(r'^cunzheng_[a-z_]+(\{([a-z_]+="[^"]*",?)*\})? -?[0-9.e+-]+(\.[0-9]+)?$')
 
 
@@ -69,6 +70,14 @@ def test_logs_metrics_and_health_of_a_real_server(tmp_path: Path, store_url: str
             assert scrape.status_code == 200
             assert scrape.headers["content-type"].startswith("text/plain; version=0.0.4")
             text = http.get("/metrics", headers=admin).text
+            # A case's routes carry its contract number (private meta) in the path.
+            private = lender.deposit(b"%PDF case", contract_no=CONTRACT_NO).to_object()
+            r = http.post("/v1/deposits", json=private, headers=lender.headers)
+            assert r.status_code == 201, r.text
+            for path in (f"/v1/cases/{CONTRACT_NO}/check", f"/v1/cases/{CONTRACT_NO}",
+                         f"/v1/cases/{CONTRACT_NO}-none/check"):  # fmt: skip
+                for headers in (lender.headers, {"Authorization": f"Bearer {tokens['judge']}"}):
+                    assert http.get(path, headers=headers).status_code in (200, 404)
         for line in text.splitlines():
             assert line.startswith("# ") or SAMPLE.match(line), line
         assert metric(text, 'cunzheng_deposits_total{outcome="new"}') == 5
@@ -95,6 +104,8 @@ def test_logs_metrics_and_health_of_a_real_server(tmp_path: Path, store_url: str
     assert {"method", "route", "status", "ms", "caller", "ts", "level"} <= set(access[0])
     retrieve = [r for r in access if r["route"] == "/v1/deposits/{code}/retrieve"]
     assert retrieve and retrieve[0]["caller"].startswith("judge:")
+    cases = [r for r in access if r["route"] == "/v1/cases/{contract_no:path}/check"]
+    assert len(cases) == 4 and "path" not in cases[0]
     assert any(r["status"] == 401 for r in access)
 
     # No secret in the logs: API tokens (and their secret halves), key material.
@@ -107,3 +118,5 @@ def test_logs_metrics_and_health_of_a_real_server(tmp_path: Path, store_url: str
         secrets.append(base64.b64decode("".join(body)).hex())
     for secret in secrets:
         assert secret not in log_text, "a secret appears in the server's log"
+    # Nor private meta: a contract number, even from a path that named it.
+    assert CONTRACT_NO not in log_text, "a contract number appears in the server's log"
