@@ -39,7 +39,7 @@ from .problems import Problem
 from .service import ApiKey, Service
 from .uploads import ALL_ALGORITHMS, FileSink, read_form
 
-__all__ = ["Limits", "create_app"]
+__all__ = ["DEFAULT_PUBLIC_URL", "Limits", "create_app"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,8 +139,18 @@ async def limited(chunks: AsyncIterator[bytes], limit: int, message: str) -> Asy
         yield chunk
 
 
-def create_app(service: Service, *, limits: Limits | None = None) -> FastAPI:
-    """The ASGI app. The service is started and closed by whoever runs the app."""
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000/"
+"""Where ``cunzheng serve`` listens when told nothing: the default of ``public_url``."""
+
+
+def create_app(
+    service: Service, *, limits: Limits | None = None, public_url: str = DEFAULT_PUBLIC_URL
+) -> FastAPI:
+    """The ASGI app. The service is started and closed by whoever runs the app.
+
+    ``public_url`` is the depository's address as the public knows it: every link and QR code
+    in a certificate or package opens the judge's page there. Never the request's ``Host``
+    header, or a caller could have a depository-branded PDF point at a look-alike site."""
     app = FastAPI(
         title="cunzheng 存证",
         version="1",
@@ -517,7 +527,6 @@ def create_app(service: Service, *, limits: Limits | None = None) -> FastAPI:
     @v1.get("/deposits/{code}/certificate.pdf", tags=["deposits"])
     async def certificate(
         code: str,
-        request: Request,
         key: Annotated[ApiKey, Depends(require("depositor", "judge", "auditor"))],
     ) -> Response:
         """The deposit certificate (存证证书, PDF): code, evidence kind, digest, trusted time and
@@ -531,7 +540,7 @@ def create_app(service: Service, *, limits: Limits | None = None) -> FastAPI:
             raise NotFound("no such deposit of yours")
         pdf = await run_in_threadpool(
             documents.deposit_certificate_pdf, service, index,
-            base_url=str(request.base_url), issued_at=issued_now(),
+            base_url=public_url, issued_at=issued_now(),
         )  # fmt: skip
         return _download(pdf, "application/pdf", f"存证证书-{parsed}.pdf")
 
@@ -581,7 +590,7 @@ def create_app(service: Service, *, limits: Limits | None = None) -> FastAPI:
 
     @v1.get("/cases/{contract_no:path}/certificate.pdf", tags=["cases"])
     async def case_certificate(
-        contract_no: str, request: Request, key: CaseReader, depositor: DepositorQuery = None
+        contract_no: str, key: CaseReader, depositor: DepositorQuery = None
     ) -> Response:
         """The case certificate (案件存证证书, PDF): one row per deposit with its kind, code,
         digest, trusted time and a QR code, and the completeness against Annex B. Judges'
@@ -591,7 +600,7 @@ def create_app(service: Service, *, limits: Limits | None = None) -> FastAPI:
             checked = case_report(contract_no, key, depositor, "case_certificate")
             pdf = documents.case_certificate_pdf(
                 service, checked.report, depositor=checked.depositor,
-                base_url=str(request.base_url), issued_at=issued_now(),
+                base_url=public_url, issued_at=issued_now(),
             )  # fmt: skip
             return pdf, checked.report.contract_no
 
@@ -600,7 +609,7 @@ def create_app(service: Service, *, limits: Limits | None = None) -> FastAPI:
 
     @v1.get("/cases/{contract_no:path}/package.zip", tags=["cases"])
     async def case_package(
-        contract_no: str, request: Request, key: CaseReader, depositor: DepositorQuery = None
+        contract_no: str, key: CaseReader, depositor: DepositorQuery = None
     ) -> Response:
         """The court package (证据包, zip): the evidence catalog (证据目录) as PDF and JSON, every
         deposit's bundle and certificate, the originals the depository holds, the case
@@ -612,7 +621,7 @@ def create_app(service: Service, *, limits: Limits | None = None) -> FastAPI:
             checked = case_report(contract_no, key, depositor, "case_package")
             documents.case_package_zip(
                 service, checked.report, spool, depositor=checked.depositor,
-                base_url=str(request.base_url), issued_at=issued_now(),
+                base_url=public_url, issued_at=issued_now(),
             )  # fmt: skip
             if key.role == "judge":
                 for item in checked.report.items:

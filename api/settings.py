@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import tomllib
+import urllib.parse
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,6 +32,12 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535)
     allow_remote: bool = Field(False, description="bind to a non-loopback address")
     origin: str = Field("cunzheng.local/log", description="the log's name in its checkpoints")
+    public_url: str | None = Field(
+        None,
+        description="the depository's address as the public knows it (http or https): every "
+        "link and QR code in certificates opens the judge's page there, never the request's "
+        "Host header; default: http://<host>:<port>/, where it listens",
+    )
     store: str | None = Field(None, description="store URL; default: RocksDB in data_dir")
     tsa_urls: list[str] = Field(default_factory=list, description="RFC 3161 TSAs; none: built-in")
     tsa_roots: list[Path] = Field(default_factory=list, description="PEM roots of those TSAs")
@@ -53,6 +60,32 @@ class Settings(BaseSettings):
         if not value or any(c.isspace() for c in value) or "+" in value:
             raise ValueError("the origin is one word without spaces or '+', e.g. example.cn/log")
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            url = urllib.parse.urlsplit(value)
+            url.port  # noqa: B018 - parses the port, ValueError when it is not one
+        except ValueError as exc:
+            raise ValueError(f"public_url {value!r} is not a URL: {exc}") from exc
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ValueError(f"public_url must be an http(s) URL with a host, got {value!r}")
+        if url.query or url.fragment or url.username is not None or url.password is not None:
+            raise ValueError(
+                "public_url takes no query, fragment or user name, e.g. https://cz.example.cn/"
+            )
+        return urllib.parse.urlunsplit((url.scheme, url.netloc, url.path.rstrip("/") + "/", "", ""))
+
+    def public_base(self, port: int) -> str:
+        """Where certificates' links and QR codes point: ``public_url``, or else the address
+        ``cunzheng serve`` listens on (``port``: the one it bound, when ``port`` was 0)."""
+        if self.public_url is not None:
+            return self.public_url
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{port}/"
 
     @model_validator(mode="after")
     def _safe(self) -> Settings:

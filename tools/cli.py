@@ -1017,7 +1017,10 @@ def serve(
     click.echo(
         f"  admin token:   {settings.data_dir.resolve() / 'admin-token'} (readable by you only)"
     )
-    app = create_app(service, limits=settings.limits())
+    public_url = settings.public_base(bound_port)
+    if settings.public_url is not None:
+        click.echo(f"  public URL:    {public_url} (links and QR codes in certificates)")
+    app = create_app(service, limits=settings.limits(), public_url=public_url)
     # Our logging setup stays (log_config=None); AccessLog writes the access lines.
     config = uvicorn.Config(app, log_config=None, log_level="warning", access_log=False)
     server = uvicorn.Server(config)

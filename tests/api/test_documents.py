@@ -15,8 +15,10 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.service import Service
+from court.certificate import judge_url
 from tests.api.conftest import Lender, wait_stamped
 from tests.cases.samples import pdf_bytes, png_bytes
+from tests.court.conftest import pdf_text, qr_codes
 from verifier.package import verify_package
 
 CONTRACT = "HT-2026-0042"
@@ -123,3 +125,33 @@ def test_a_depositor_gets_its_own_case_only(
     assert client.get(f"/v1/cases/{CONTRACT}/package.zip", headers=auditor).status_code == 403
     judge = auth(service.api_keys.issue("judge"))
     assert client.get("/v1/cases/HT-none/package.zip", headers=judge).status_code == 404
+
+
+def test_links_and_qr_codes_come_from_public_url_never_the_host_header(
+    service: Service, case_codes: dict[str, str], tmp_path: Path
+) -> None:
+    """A depositor sending ``Host: evil.example`` still gets certificates whose QR codes and
+    links open the depository's own judge's page."""
+    public = "https://cunzheng.example.cn/"
+    forged = {"Host": "evil.example"}
+    own = auth(service.api_keys.issue("depositor", depositor="lender-1")) | forged
+    code = case_codes["借款合同.pdf"]
+    with TestClient(create_app(service, public_url=public)) as c:
+        deposit = c.get(f"/v1/deposits/{code}/certificate.pdf", headers=own)
+        case = c.get(f"/v1/cases/{CONTRACT}/certificate.pdf", headers=own)
+        package = c.get(f"/v1/cases/{CONTRACT}/package.zip", headers=own)
+    for r in (deposit, case, package):
+        assert r.status_code == 200, r.text
+    pdfs = {"deposit": deposit.content, "case": case.content}
+    with zipfile.ZipFile(io.BytesIO(package.content)) as zf:
+        catalog = json.loads(zf.read("catalog.json"))
+        pdfs |= {"packaged": zf.read(catalog["items"][0]["certificate"]),
+                 "packaged-case": zf.read("certificates/case.pdf")}  # fmt: skip
+    for name, body in pdfs.items():
+        pdf = tmp_path / f"{name}.pdf"
+        pdf.write_bytes(body)
+        urls = qr_codes(pdf)
+        assert urls and all(u.startswith(public + "?code=") for u in urls), (name, urls)
+        assert "evil.example" not in pdf_text(pdf), name
+    (url,) = qr_codes(tmp_path / "deposit.pdf")
+    assert url == judge_url(public, code)
