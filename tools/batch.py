@@ -216,8 +216,16 @@ def plan_manifest(manifest: Path) -> list[Planned]:
 
 
 def receipt_path(root: Path, item: Planned) -> Path:
-    """Where the receipt of ``item`` is kept: ``root/.cunzheng/receipts/<case>/<path>.json``."""
+    """Where the receipt of ``item`` is kept: ``root/.cunzheng/receipts/<case>/<path>.json``,
+    ``<case>`` the contract number percent-encoded (RFC 3986), dots too when it is nothing but
+    dots, so that ``.`` and ``..`` name a folder of their own, not this one or its parent.
+
+    >>> receipt_path(Path("/d"), Planned(Path("/d/a.pdf"), "a.pdf", "other", "..")).as_posix()
+    '/d/.cunzheng/receipts/%2E%2E/a.pdf.json'
+    """
     case = urllib.parse.quote(item.contract_no, safe="")
+    if case.strip(".") == "":
+        case = "%2E" * len(case)
     return root / STATE_DIR / "receipts" / case / (item.rel + ".json")
 
 

@@ -21,7 +21,7 @@ from api.service import Service
 from ledger.entry import Digest, digest_file
 from tests.api.conftest import Lender
 from tests.cases.samples import COMPLETE_CASE, pdf_bytes, png_bytes, write_case, xlsx_bytes
-from tools.batch import DepositClient, plan_directory, plan_manifest
+from tools.batch import DepositClient, Planned, plan_directory, plan_manifest, receipt_path
 from tools.cli import main
 from tools.client import generate_key
 
@@ -320,3 +320,17 @@ def test_five_thousand_files_killed_midway_and_resumed(
         found = service.ledger.lookup_digest(digest_file(str(path)))
         assert len(found) == 1, path
     assert len(list(receipts.rglob("*.json"))) == total
+
+
+@pytest.mark.parametrize("contract_no", [".", "..", "...", "a/..", "%2E%2E"])
+def test_receipts_stay_in_their_own_case_folder(tmp_path: Path, contract_no: str) -> None:
+    """A contract number of dots (or one that looks encoded) maps to a folder of its own
+    under receipts/, never to receipts/ itself or above it."""
+    receipts = tmp_path / ".cunzheng" / "receipts"
+    item = Planned(tmp_path / "a.pdf", "a.pdf", "loan_contract", contract_no)
+    path = receipt_path(tmp_path, item)
+    assert path.parent.parent == receipts and path.name == "a.pdf.json"
+    assert path.parent.name not in ("", ".", "..")
+    others = {receipt_path(tmp_path, Planned(item.path, "a.pdf", "other", c)).parent
+              for c in (".", "..", "...", "a/..", "%2E%2E", "HT-1")}  # fmt: skip
+    assert len(others) == 6
