@@ -128,6 +128,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     if config_file is not None:
         with open(config_file, "rb") as f:
             values = tomllib.load(f)
-    env = Settings.model_validate(values)  # file values, with the environment applied on top
-    merged = {**env.model_dump(), **{k: v for k, v in overrides.items() if v is not None}}
-    return Settings.model_validate(merged)
+    environment = Settings.model_validate({})  # defaults, and what CUNZHENG_* variables set
+    from_env = {k: getattr(environment, k) for k in environment.model_fields_set}
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return Settings.model_validate({**values, **from_env, **given})

@@ -24,6 +24,10 @@ def test_public_url_from_toml_or_the_environment(
     assert load_settings(config).public_base(8000) == "https://cz.example.cn/depository/"
     monkeypatch.setenv("CUNZHENG_PUBLIC_URL", "https://court.example.cn")
     assert load_settings().public_base(8000) == "https://court.example.cn/"
+    assert load_settings(config).public_base(8000) == "https://court.example.cn/"  # env wins
+    assert load_settings(config, public_url="https://cli.example.cn").public_base(8000) == (
+        "https://cli.example.cn/"
+    )  # and a command-line option over both
 
 
 @pytest.mark.parametrize(
