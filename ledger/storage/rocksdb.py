@@ -158,8 +158,22 @@ class RocksStore:
         start, end = max(start, 0), max(end, 0)
         if start >= end:
             return []
-        values: list[bytes | None] = self._db[[b"e" + _u64(i) for i in range(start, end)]]
-        return [v for v in values if v is not None]
+        # One forward scan: a multi-get of the same keys decompresses block by block and was
+        # up to 10 times slower on a large ledger's bottom level.
+        it = self._db.iter(ReadOptions())
+        try:
+            it.seek(b"e" + _u64(start))
+            stop = b"e" + _u64(end)
+            out: list[bytes] = []
+            while it.valid():
+                key = it.key()
+                if key >= stop or not key.startswith(b"e"):
+                    break
+                out.append(it.value())
+                it.next()
+            return out
+        finally:
+            del it
 
     def meta(self, index: int) -> bytes | None:
         if index < 0:
