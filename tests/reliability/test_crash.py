@@ -155,7 +155,11 @@ def test_sigkill_at_random_moments_loses_no_acknowledged_deposit(server: Server)
 
         server.start()
         with server.client() as http:
-            restart_size = int(http.get("/v1/checkpoint").text.split("\n")[1])
+            try:
+                restart_size = int(http.get("/v1/checkpoint").text.split("\n")[1])
+            except httpx.TransportError as exc:
+                log = server.log()[-5000:]
+                raise AssertionError(f"restart {server.starts}: {exc!r}\n{log}") from exc
             for batch in depositors.in_flight:  # the lender retries what got no answer
                 r = http.post("/v1/deposits", json={"deposits": batch}, headers=lender.headers)
                 assert r.status_code == 201, r.text
