@@ -13,10 +13,12 @@ fetcher); this module imports no storage engine.
 
 from __future__ import annotations
 
+import atexit
 import base64
 import datetime as dt
 import functools
 import hashlib
+import importlib
 import multiprocessing
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -151,10 +153,11 @@ def audit(
     pending: deque[Callable[[], None]] = deque()
 
     def finish_batch(start: int, hashes: list[bytes], checked: Future[_Checked]) -> None:
-        statement_keys, problems = checked.result()
+        statement_keys, problems, indexed = checked.result()
+        if not indexed:  # the worker could not open the source: look the indexes up here
+            problems += _index_problems(source, start, hashes, statement_keys)
         for index, what, expected, found in problems:
             diverge(f"index {index}", what, expected, found)
-        _check_indexes(source, start, hashes, statement_keys, diverge)
         report.entries = start + len(hashes) - first
         if progress is not None:
             progress(start + len(hashes), total)
@@ -163,7 +166,7 @@ def audit(
         diverge(f"index {index}", "entry", "present", "missing")
         raise _Stop
 
-    checker = _EntryChecker(keys, workers)
+    checker = _EntryChecker(source, keys, workers)
     try:
         if resume is not None and heads:
             _check_consistency(source, resume, heads[-1].note, log_key, diverge)
@@ -324,13 +327,14 @@ def _depositor_keys(source: AuditSource) -> dict[tuple[str, str], DepositorKey]:
 
 
 _Problem = tuple[int, str, str, str]
-_Checked = tuple[list[bytes | None], list[_Problem]]
-"""Per batch: each entry's statement key (``None`` if it does not parse), and what failed."""
+_Checked = tuple[list[bytes | None], list[_Problem], bool]
+"""Per batch: each entry's statement key (``None`` if it does not parse), what failed, and
+whether the indexes were looked up too."""
 
 
 def check_entries(
     start: int, leaves: Sequence[bytes], keys: Mapping[tuple[str, str], DepositorKey]
-) -> _Checked:
+) -> tuple[list[bytes | None], list[_Problem]]:
     """Check entries ``start, start + 1, …`` on their own: canonical form, depositor signature
     by a registered key, key valid at receipt. Pure, so it runs in a worker process too."""
     statement_keys: list[bytes | None] = []
@@ -367,13 +371,12 @@ def _public_key(pem: str) -> PublicKey:
     return load_public_key(pem.encode())
 
 
-def _check_indexes(
+def _index_problems(
     source: AuditSource,
     start: int,
     hashes: Sequence[bytes],
     statement_keys: Sequence[bytes | None],
-    diverge: Callable[[str, str, object, object], None],
-) -> None:
+) -> list[_Problem]:
     """Each entry must be found under its deposit code and under its digest (its statement).
 
     A store answers for a whole batch at once (``indexes_by_statement``, ``codes_indexed``);
@@ -394,15 +397,17 @@ def _check_indexes(
             k is None or start + i in source.indexes_by_digest(k[:-16])
             for i, k in enumerate(statement_keys)
         ]
+    problems: list[_Problem] = []
     for i, h in enumerate(hashes):
         index = start + i
         if not present[i]:
-            diverge(f"index {index}", "index by code", f"{DepositCode(h[:10])} -> {index}",
-                    "absent")  # fmt: skip
+            problems.append((index, "index by code", f"{DepositCode(h[:10])} -> {index}",
+                             "absent"))  # fmt: skip
         key = statement_keys[i]
         if not digest_ok[i] and key is not None:
-            diverge(f"index {index}", "index by digest", f"{_digest_text(key)} -> {index}",
-                    "absent")  # fmt: skip
+            problems.append((index, "index by digest", f"{_digest_text(key)} -> {index}",
+                             "absent"))  # fmt: skip
+    return problems
 
 
 def _digest_text(statement_key: bytes) -> str:
@@ -411,18 +416,26 @@ def _digest_text(statement_key: bytes) -> str:
 
 
 class _EntryChecker:
-    """Runs :func:`check_entries` inline, or in worker processes (spawned: the parent holds a
-    storage engine and its threads, which a fork would copy)."""
+    """Runs :func:`check_entries` and the index lookups inline, or in worker processes
+    (spawned: the parent holds a storage engine and its threads, which a fork would copy).
 
-    def __init__(self, keys: Mapping[tuple[str, str], DepositorKey], workers: int) -> None:
+    A source that says how to open it again (``reader_recipe``: a read-only store directory, a
+    server URL) is opened in each worker too, so the index lookups — random reads, the
+    costliest part after the signatures — run there as well; otherwise they run here."""
+
+    def __init__(
+        self, source: AuditSource, keys: Mapping[tuple[str, str], DepositorKey], workers: int
+    ) -> None:
+        self.source = source
         self.keys = dict(keys)
         self.pool: ProcessPoolExecutor | None = None
         if workers > 1:
+            recipe = getattr(source, "reader_recipe", None)
             self.pool = ProcessPoolExecutor(
                 workers,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_init_worker,
-                initargs=(self.keys,),
+                initargs=(self.keys, recipe() if recipe is not None else None),
             )
         self.depth = 2 * workers + 1
         """Batches in flight before the oldest is waited for."""
@@ -431,7 +444,8 @@ class _EntryChecker:
         if self.pool is not None:
             return self.pool.submit(_check_in_worker, start, list(leaves))
         done: Future[_Checked] = Future()
-        done.set_result(check_entries(start, leaves, self.keys))
+        statement_keys, problems = check_entries(start, leaves, self.keys)
+        done.set_result((statement_keys, problems, False))
         return done
 
     def close(self) -> None:
@@ -439,15 +453,36 @@ class _EntryChecker:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
 
+Recipe = tuple[str, tuple[Any, ...], dict[str, Any]]
+"""How to open a source in another process: ``module:Class``, positional and keyword args."""
+
 _WORKER_KEYS: dict[tuple[str, str], DepositorKey] = {}
+_WORKER_SOURCE: list[AuditSource] = []
 
 
-def _init_worker(keys: dict[tuple[str, str], DepositorKey]) -> None:
+def _init_worker(keys: dict[tuple[str, str], DepositorKey], recipe: Recipe | None) -> None:
     _WORKER_KEYS.update(keys)
+    if recipe is None:
+        return
+    where, args, kwargs = recipe
+    module, _, name = where.partition(":")
+    try:
+        source = getattr(importlib.import_module(module), name)(*args, **kwargs)
+    except Exception:
+        return
+    _WORKER_SOURCE.append(source)
+    close = getattr(source, "close", None)
+    if close is not None:
+        atexit.register(close)
 
 
 def _check_in_worker(start: int, leaves: list[bytes]) -> _Checked:
-    return check_entries(start, leaves, _WORKER_KEYS)
+    statement_keys, problems = check_entries(start, leaves, _WORKER_KEYS)
+    if not _WORKER_SOURCE:
+        return statement_keys, problems, False
+    hashes = [leaf_hash(leaf) for leaf in leaves]
+    problems += _index_problems(_WORKER_SOURCE[0], start, hashes, statement_keys)
+    return statement_keys, problems, True
 
 
 def sign_report(

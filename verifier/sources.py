@@ -46,6 +46,10 @@ class HttpSource:
         self._size: int | None = None
         self._bundle: tuple[int, list[bytes]] | None = None
 
+    def reader_recipe(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+        """How another process opens this source (an audit's workers)."""
+        return "verifier.sources:HttpSource", (self.url,), {"timeout": self.timeout}
+
     def _get(self, path: str, *, missing_ok: bool = False) -> bytes | None:
         try:
             with urllib.request.urlopen(self.url + path, timeout=self.timeout) as r:  # noqa: S310

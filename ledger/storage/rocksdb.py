@@ -191,6 +191,10 @@ class RocksStore:
         values = self._db[keys] if keys else []
         return sorted(_U64.unpack(v)[0] for v in values)
 
+    def reader_recipe(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+        """How another process opens this store for reading (an audit's workers)."""
+        return "ledger.storage.rocksdb:RocksStore", (self.path,), {"read_only": True}
+
     def codes_indexed(self, pairs: Sequence[tuple[bytes, int]]) -> list[bool]:
         """For each (code, index), whether the by-code index holds it (one multi-get; the
         audit's batch check)."""

@@ -290,3 +290,32 @@ def test_cli_remembers_its_state(ledger_dir: dict[str, Any], tmp_path: Path) -> 
     second = subprocess.run(args, capture_output=True, text=True, cwd=ROOT)
     assert second.returncode == 0, second.stderr
     assert json.loads(second.stdout)["entries"] == 0  # nothing new since the last audit
+
+
+def test_workers_open_the_store_again_and_look_the_indexes_up_themselves(
+    ledger_dir: dict[str, Any], tmp_path: Path
+) -> None:
+    import verifier.audit as audit_module
+
+    path = copy(ledger_dir, tmp_path)
+    tamper(path, _drop_code_index)
+    store = RocksStore(path, read_only=True)
+    try:
+        leaves = store.entries(0, 1000)
+        recipe = store.reader_recipe()
+    finally:
+        store.close()
+    try:
+        audit_module._init_worker({}, recipe)
+        keys, problems, indexed = audit_module._check_in_worker(0, leaves)
+        assert indexed and len(keys) == 600
+        assert ("index by code", "absent") in {(p[1], p[3]) for p in problems}
+        audit_module._WORKER_SOURCE.clear()
+        audit_module._init_worker({}, ("ledger.storage.rocksdb:RocksStore", (str(tmp_path / "no"),),
+                                       {"read_only": True}))  # fmt: skip
+        assert audit_module._WORKER_SOURCE == []  # cannot open: the parent looks them up
+        assert audit_module._check_in_worker(0, leaves)[2] is False
+    finally:
+        for source in audit_module._WORKER_SOURCE:
+            source.close()  # type: ignore[attr-defined]
+        audit_module._WORKER_SOURCE.clear()
