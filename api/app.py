@@ -109,6 +109,7 @@ class ApiKeyIn(BaseModel):
     role: str
     depositor: str | None = None
     label: str = ""
+    expires_at: int | None = Field(None, description="Unix ms; default: until revoked")
 
 
 @dataclass(frozen=True, slots=True)
@@ -733,7 +734,8 @@ def create_app(
     async def issue_api_key(body: ApiKeyIn, _key: Admin) -> Response:
         if body.depositor is not None:
             service.registry.get(body.depositor)
-        token = service.api_keys.issue(body.role, depositor=body.depositor, label=body.label)
+        token = service.api_keys.issue(body.role, depositor=body.depositor, label=body.label,
+                                       expires_at=body.expires_at)  # fmt: skip
         return _json({"token": token, "note": "shown once; store it safely"}, status=201)
 
     @v1.delete("/admin/api-keys/{key_id}", tags=["admin"], status_code=204)

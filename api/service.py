@@ -108,6 +108,8 @@ class ApiKey:
     label: str
     created_at: int
     revoked_at: int | None = None
+    expires_at: int | None = None
+    """Unix ms after which the key is refused; ``None``: until revoked."""
 
 
 class ApiKeys:
@@ -119,8 +121,18 @@ class ApiKeys:
         self.store = store
         self.clock = clock
 
-    def issue(self, role: str, *, depositor: str | None = None, label: str = "") -> str:
-        """A new key; the returned token is shown once and never stored."""
+    def issue(
+        self,
+        role: str,
+        *,
+        depositor: str | None = None,
+        label: str = "",
+        expires_at: int | None = None,
+    ) -> str:
+        """A new key; the returned token is shown once and never stored. ``expires_at`` (Unix
+        ms): refused from then on, as if revoked."""
+        if expires_at is not None and expires_at <= self.clock():
+            raise InvalidInput("an API key's expiry must be in the future", expires_at=expires_at)
         if role not in ROLES:
             raise InvalidInput(f"unknown role {role!r}", want=list(ROLES))
         if (role == "depositor") != (depositor is not None):
@@ -136,11 +148,14 @@ class ApiKeys:
             "revoked_at": None,
             "hash": hashlib.sha256(secret.encode()).hexdigest(),
         }
+        if expires_at is not None:
+            record["expires_at"] = expires_at
         self.store.record_put(self.KIND, key_id, jcs(record), None)
         return f"{_TOKEN_PREFIX}{key_id}_{secret}"
 
     def authenticate(self, token: str) -> ApiKey | None:
-        """The key a bearer token belongs to, or ``None`` (unknown, malformed or revoked)."""
+        """The key a bearer token belongs to, or ``None`` (unknown, malformed, revoked or
+        expired)."""
         if not token.startswith(_TOKEN_PREFIX) or len(token) > 200:
             return None
         key_id, _, secret = token[len(_TOKEN_PREFIX) :].partition("_")
@@ -153,9 +168,11 @@ class ApiKeys:
         given = hashlib.sha256(secret.encode()).hexdigest()
         if not hmac.compare_digest(given, record["hash"]) or record["revoked_at"] is not None:
             return None
-        return ApiKey(
-            record["id"], record["role"], record["depositor"], record["label"], record["created_at"]
-        )
+        expires_at = record.get("expires_at")
+        if expires_at is not None and self.clock() >= expires_at:
+            return None
+        return ApiKey(record["id"], record["role"], record["depositor"], record["label"],
+                      record["created_at"], expires_at=expires_at)  # fmt: skip
 
     def revoke(self, key_id: str) -> None:
         raw = self.store.record_get(self.KIND, key_id)
@@ -171,11 +188,9 @@ class ApiKeys:
         out = []
         for _, raw in self.store.record_list(self.KIND):
             r = loads(raw)
-            out.append(
-                ApiKey(
-                    r["id"], r["role"], r["depositor"], r["label"], r["created_at"], r["revoked_at"]
-                )
-            )
+            key = ApiKey(r["id"], r["role"], r["depositor"], r["label"], r["created_at"],
+                         r["revoked_at"], r.get("expires_at"))  # fmt: skip
+            out.append(key)
         return out
 
 

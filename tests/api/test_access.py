@@ -208,3 +208,26 @@ def test_a_revoked_api_key_is_refused_at_once(
     assert (again.status_code, again.json()["code"]) == (401, "unauthenticated")
     twice = client.delete(f"/v1/admin/api-keys/{key_id}", headers=admin)
     assert twice.status_code == 409
+
+
+def test_an_expired_api_key_is_refused(
+    client: TestClient, service: Service, tokens: dict[str, str]
+) -> None:
+    admin = auth(tokens["admin"])
+    now = service.api_keys.clock()
+    past = client.post("/v1/admin/api-keys", json={"role": "auditor", "expires_at": now - 1},
+                       headers=admin)  # fmt: skip
+    assert (past.status_code, past.json()["code"]) == (400, "invalid_input")
+    soon = client.post("/v1/admin/api-keys", json={"role": "auditor", "expires_at": now + 60_000},
+                       headers=admin).json()["token"]  # fmt: skip
+    assert client.get("/metrics", headers=auth(soon)).status_code == 200
+    clock = service.api_keys.clock
+    service.api_keys.clock = lambda: clock() + 61_000  # a minute later
+    try:
+        late = client.get("/metrics", headers=auth(soon))
+        assert (late.status_code, late.json()["code"]) == (401, "unauthenticated")
+        assert client.get("/metrics", headers=admin).status_code == 200  # no expiry: still good
+    finally:
+        service.api_keys.clock = clock
+    listed = {k.id: k for k in service.api_keys.list()}
+    assert listed[soon.removeprefix("czk_")[:16]].expires_at == now + 60_000
