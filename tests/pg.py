@@ -48,7 +48,8 @@ def _free_port() -> int:
 
 @dataclass
 class PgCluster:
-    """A running cluster: ``url(dbname)`` connects as the superuser ``postgres``."""
+    """A running cluster: ``url(dbname)`` connects as the superuser ``postgres`` (trust auth:
+    ``url(dbname, user)`` as any role with LOGIN)."""
 
     bin_dir: Path
     root: Path
@@ -60,8 +61,8 @@ class PgCluster:
     def data(self) -> Path:
         return self.root / "data"
 
-    def url(self, dbname: str = "postgres") -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{dbname}"
+    def url(self, dbname: str = "postgres", user: str = "postgres") -> str:
+        return f"postgresql://{user}@127.0.0.1:{self.port}/{dbname}"
 
     def _run(self, *args: str) -> None:
         command = [str(a) for a in args]
@@ -90,6 +91,12 @@ class PgCluster:
         name = f"test_{next(self._names)}"
         self.sql(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE if migrated else 'template0'}")
         return self.url(name)
+
+    def new_owned_database(self, owner: str) -> str:
+        """A fresh, empty database owned by the role ``owner``; returns its name."""
+        name = f"test_{next(self._names)}"
+        self.sql(f"CREATE DATABASE {name} OWNER {owner} TEMPLATE template0")
+        return name
 
     def drop_database(self, url: str) -> None:
         name = url.rsplit("/", 1)[1]

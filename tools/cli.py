@@ -1631,6 +1631,47 @@ def restore_command(backup: Path, data_dir: Path, store_url: str | None) -> None
                f"{' and the database' if store_url else ''}; serve it with: {serve}")  # fmt: skip
 
 
+@main.group("db")
+def db_group() -> None:
+    """The PostgreSQL database: schema migrations and the application role."""
+
+
+@db_group.command("migrate")
+@click.option(
+    "--store",
+    "store_url",
+    required=True,
+    help="postgresql://… as the role that owns (or will own) the ledger's tables.",
+)
+@click.option(
+    "--app-role",
+    default=None,
+    help="The role `cunzheng serve` connects as: granted exactly what the service needs "
+    "(no UPDATE, DELETE or TRUNCATE on the log, no ownership). Give it after every upgrade.",
+)
+def db_migrate(store_url: str, app_role: str | None) -> None:
+    """Apply the schema migrations as the tables' owner and grant the application role its
+    privileges; then serve with --store postgresql://APP_ROLE@…"""
+    from ledger.errors import CunzhengError
+    from ledger.storage.postgres import PostgresStore
+
+    if not store_url.startswith(("postgresql://", "postgres://")):
+        raise click.BadParameter("only postgresql://… URLs", param_hint="--store")
+    try:
+        store = PostgresStore(store_url, pool_size=1)
+        try:
+            if app_role is not None:
+                store.grant_app_role(app_role)
+            version = store.schema_version()
+        finally:
+            store.close()
+    except CunzhengError as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(f"schema at version {version}")
+    if app_role is not None:
+        click.echo(f"granted {app_role}: serve with --store postgresql://{app_role}@…")
+
+
 @main.command("witness")
 @click.option("--server", required=True, help="The cunzheng service to witness.")
 @click.option("--log-key", required=True, help="The log's verifier key (C2SP vkey).")

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
@@ -46,6 +47,7 @@ from ..store import Block, Head
 from ..tiles import TileID
 
 __all__ = [
+    "APP_GRANTS",
     "LOCK_NAMESPACE",
     "MIGRATE_LOCK",
     "SEQUENCER_LOCK",
@@ -67,6 +69,35 @@ INTAKE_CHANNEL = "cunzheng_intake"
 """NOTIFY channel: deposits were queued for the sequencer."""
 
 _PAGE = 1000
+
+APP_GRANTS: dict[str, str] = {
+    "schema_version": "SELECT",
+    "log_config": "SELECT, INSERT",
+    "head": "SELECT, INSERT, UPDATE (size)",  # the commit's compare-and-swap; forward only
+    "entries": "SELECT, INSERT",
+    "metas": "SELECT, INSERT",
+    "codes": "SELECT, INSERT",
+    "statements": "SELECT, INSERT",
+    "cases": "SELECT, INSERT",
+    "tiles": "SELECT, INSERT, UPDATE (record)",  # an edge tile grows (the trigger checks how)
+    "checkpoints": "SELECT, INSERT",
+    "timestamps": "SELECT, INSERT",
+    "originals": "SELECT, INSERT",
+    "original_chunks": "SELECT, INSERT",
+    "records": "SELECT, INSERT, UPDATE (value)",  # compare-and-swap of mutable records
+    "intake": "SELECT, INSERT, DELETE",  # the queue is drained
+    "tsa_serials": "SELECT, USAGE",  # sequences: nextval (SELECT lets pg_dump read them)
+    "intake_id_seq": "SELECT, USAGE",
+}
+"""Everything the application role may do, by table or sequence (every statement of this
+module, :mod:`ledger.cluster` and :mod:`ledger.storage.pg_backup`'s ``pg_dump``). Advisory
+locks, LISTEN/NOTIFY, ``pg_locks`` and ``pg_stat_activity`` need no grant. A migration that
+adds a table adds it here (a test checks that every table is listed)."""
+
+_MIGRATE_HINT = (
+    "hint: migrate as the tables' owner, e.g. cunzheng db migrate --store OWNER_URL "
+    "--app-role ROLE, then serve as the application role"
+)
 
 
 def redact(url: str) -> str:
@@ -126,6 +157,9 @@ class PostgresStore:
         self.fence: int | None = None
         """When set, the backend pid that must hold the sequencer lock for a commit to land
         (:mod:`ledger.cluster`): a deposed sequencer cannot append."""
+        self.owns_schema = False
+        """Whether this store's role owns the tables (single-URL mode): it could drop the
+        append-only triggers, so they guard against the application's mistakes only."""
         self._pool: ConnectionPool[psycopg.Connection[tuple[Any, ...]]] = ConnectionPool(
             url,
             min_size=1,
@@ -192,45 +226,98 @@ class PostgresStore:
         return conn
 
     def _prepare_schema(self, migrate: bool) -> None:
+        """Check the schema version; apply missing migrations when allowed. A current schema
+        is only read (no lock, no DDL): an application role without DDL rights starts."""
         wanted = migrations()
         changing = migrate and not self.read_only
-        with self._conn("preparing the schema") as conn, conn.transaction():
-            if changing:
-                conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_NAMESPACE, MIGRATE_LOCK))
-                conn.execute(
-                    "CREATE TABLE IF NOT EXISTS schema_version ("
-                    " version integer PRIMARY KEY, name text NOT NULL,"
-                    " applied_at timestamptz NOT NULL DEFAULT now())"
-                )
-            # Read-only (an auditor, perhaps on a hot standby): no DDL and no lock, only a check.
-            exists = conn.execute("SELECT to_regclass('schema_version')").fetchone()
-            applied: set[int] = set()
-            if exists is not None and exists[0] is not None:
-                applied = {row[0] for row in conn.execute("SELECT version FROM schema_version")}
-            newest = max((v for v, _, _ in wanted), default=0)
-            if applied and max(applied) > newest:
-                raise StorageError(
-                    f"the database schema is at version {max(applied)}, newer than this "
-                    f"cunzheng knows ({newest}); upgrade cunzheng",
-                    got=max(applied),
-                    want=newest,
-                )
-            missing = [(v, n, text) for v, n, text in wanted if v not in applied]
+        with self._conn("preparing the schema") as conn:
+            missing = _missing(conn, wanted)
             if missing and not changing:
                 raise StorageError(
                     f"the database schema lacks migrations {[n for _, n, _ in missing]} "
-                    "(hint: is this a cunzheng database? start a read-write node once to "
-                    "migrate it)"
+                    "(hint: is this a cunzheng database? migrate it as its owner: cunzheng db "
+                    "migrate --store OWNER_URL)"
                 )
-            for version, name, text in missing:
-                log.info("applying schema migration %s", name)
-                conn.execute(text.encode())
-                conn.execute(
-                    "INSERT INTO schema_version (version, name) VALUES (%s, %s)", (version, name)
-                )
+            if missing:
+                try:
+                    with conn.transaction():
+                        self._migrate(conn, wanted)
+                except psycopg.errors.InsufficientPrivilege as exc:
+                    raise StorageError(
+                        f"cannot migrate the schema as {conn.info.user}: {_message(exc)} "
+                        f"({_MIGRATE_HINT})"
+                    ) from exc
             fsync = conn.execute("SHOW fsync").fetchone()
+            owner = conn.execute(
+                "SELECT pg_has_role(current_user, tableowner, 'USAGE')"
+                " FROM pg_tables WHERE tablename = 'entries' AND schemaname = current_schema()"
+            ).fetchone()
         if fsync is not None and fsync[0] != "on":
             log.warning("PostgreSQL runs with fsync = %s: commits are not durable", fsync[0])
+        self.owns_schema = bool(owner and owner[0])
+        if self.owns_schema and not self.read_only:
+            log.info(
+                "connected to %s as the tables' owner: the append-only triggers bind this "
+                "role, but it could drop them; in production serve as an application role "
+                "(README: Several nodes on one PostgreSQL database)",
+                redact(self.url),
+            )
+
+    @staticmethod
+    def _migrate(conn: psycopg.Connection[Any], wanted: list[tuple[int, str, str]]) -> None:
+        conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_NAMESPACE, MIGRATE_LOCK))
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version ("
+            " version integer PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        for version, name, text in _missing(conn, wanted):  # again, under the lock
+            log.info("applying schema migration %s", name)
+            conn.execute(text.encode())
+            conn.execute(
+                "INSERT INTO schema_version (version, name) VALUES (%s, %s)", (version, name)
+            )
+
+    def grant_app_role(self, role: str) -> None:
+        """Grant ``role`` — the role the service connects as — exactly :data:`APP_GRANTS` on
+        our tables and sequences, revoking anything else it had there. Run by the tables'
+        owner after migrating (``cunzheng db migrate --app-role``), again after every upgrade.
+
+        Refuses a role that could undo the append-only guarantees: a superuser, or the owner
+        of the tables or a member of it."""
+        self._writable()
+        with self._conn(f"granting to {role}") as conn, conn.transaction():
+            row = conn.execute(
+                "SELECT r.rolsuper, pg_has_role(r.oid, t.tableowner, 'USAGE'),"
+                " pg_has_role(r.oid, t.tableowner, 'MEMBER')"
+                " FROM pg_roles r, pg_tables t WHERE r.rolname = %s"
+                " AND t.tablename = 'entries' AND t.schemaname = current_schema()",
+                (role,),
+            ).fetchone()
+            if row is None:
+                raise InvalidInput(
+                    f"no role {role!r} in this cluster, or no ledger schema here "
+                    f"(hint: CREATE ROLE {role} LOGIN; as a superuser, then migrate)",
+                    role=role,
+                )
+            if row[0] or row[1] or row[2]:
+                raise InvalidInput(
+                    f"role {role!r} is a superuser or owns the ledger's tables (or is a member "
+                    "of their owner): it could drop the append-only triggers. Use a role that "
+                    "owns nothing",
+                    role=role,
+                )
+            ident = sql.Identifier(role)
+            for name, privileges in APP_GRANTS.items():
+                kind = sql.SQL("SEQUENCE" if name.endswith(("_seq", "_serials")) else "TABLE")
+                target = sql.Identifier(name)
+                conn.execute(sql.SQL("REVOKE ALL ON {} {} FROM {}").format(kind, target, ident))
+                conn.execute(
+                    sql.SQL("GRANT {} ON {} {} TO {}").format(
+                        sql.SQL(privileges), kind, target, ident
+                    )
+                )
+        log.info("granted the application role %s what the service needs", role)
 
     def schema_version(self) -> int:
         """The newest migration applied to the database."""
@@ -616,6 +703,25 @@ class PostgresStore:
         pool = getattr(self, "_pool", None)
         if pool is not None:
             pool.close()
+
+
+def _missing(
+    conn: psycopg.Connection[Any], wanted: list[tuple[int, str, str]]
+) -> list[tuple[int, str, str]]:
+    """The migrations of ``wanted`` not applied to the database; refuses a newer schema."""
+    exists = conn.execute("SELECT to_regclass('schema_version')").fetchone()
+    applied: set[int] = set()
+    if exists is not None and exists[0] is not None:
+        applied = {row[0] for row in conn.execute("SELECT version FROM schema_version")}
+    newest = max((v for v, _, _ in wanted), default=0)
+    if applied and max(applied) > newest:
+        raise StorageError(
+            f"the database schema is at version {max(applied)}, newer than this "
+            f"cunzheng knows ({newest}); upgrade cunzheng",
+            got=max(applied),
+            want=newest,
+        )
+    return [(v, n, text) for v, n, text in wanted if v not in applied]
 
 
 def _message(exc: psycopg.Error) -> str:
