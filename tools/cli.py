@@ -1010,20 +1010,33 @@ def serve(
     bound_port = sock.getsockname()[1]
     url = f"http://{settings.host}:{bound_port}"
     service.start()
-    click.echo(f"cunzheng is serving {settings.data_dir.resolve()}")
-    click.echo(f"  judge's page:  {url}/")
-    click.echo(f"  API docs:      {url}/docs")
-    click.echo(f"  checkpoint:    {url}/v1/checkpoint")
-    click.echo(
-        f"  admin token:   {settings.data_dir.resolve() / 'admin-token'} (readable by you only)"
-    )
     public_url = settings.public_base(bound_port)
-    if settings.public_url is not None:
-        click.echo(f"  public URL:    {public_url} (links and QR codes in certificates)")
+
+    def banner() -> None:
+        click.echo(f"cunzheng is serving {settings.data_dir.resolve()}")
+        click.echo(f"  judge's page:  {url}/")
+        click.echo(f"  API docs:      {url}/docs")
+        click.echo(f"  checkpoint:    {url}/v1/checkpoint")
+        click.echo(
+            f"  admin token:   {settings.data_dir.resolve() / 'admin-token'} (readable by you only)"
+        )
+        if settings.public_url is not None:
+            click.echo(f"  public URL:    {public_url} (links and QR codes in certificates)")
+
+    class Server(uvicorn.Server):
+        """Prints the banner only once uvicorn accepts on the socket: before that a start-up
+        failure would close the socket on connections waiting in its backlog (reset by peer)
+        after the banner had told a supervisor or a test that the server was up."""
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                banner()
+
     app = create_app(service, limits=settings.limits(), public_url=public_url)
     # Our logging setup stays (log_config=None); AccessLog writes the access lines.
     config = uvicorn.Config(app, log_config=None, log_level="warning", access_log=False)
-    server = uvicorn.Server(config)
+    server = Server(config)
     try:
         server.run(sockets=[sock])
     finally:

@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,12 +90,39 @@ class Server:
             m = re.search(r"API docs:\s+(http://\S+)/docs", text)
             if m:
                 self.url = m.group(1)
+                self._wait_ready(deadline)
                 return self.url
             if self.proc.poll() is not None:
                 raise AssertionError(f"cunzheng serve exited {self.proc.returncode}:\n{text}")
             time.sleep(0.02)
         self.kill()
         raise AssertionError(f"cunzheng serve did not start in {timeout} s:\n{self.log()}")
+
+    def _wait_ready(self, deadline: float) -> None:
+        """Ready = the banner (printed once uvicorn accepts) and then ``GET /healthz`` answered.
+        A server that dies after its banner fails here with its log and exit status, not later
+        as a reset request; a transport error while it lives is retried, and warned about."""
+        assert self.proc is not None
+        while True:
+            try:
+                with httpx.Client(base_url=self.url, timeout=10) as http:
+                    r = http.get("/healthz")
+                if r.status_code == 200:
+                    return
+                problem = f"GET /healthz: {r.status_code} {r.text[:300]}"
+            except httpx.TransportError as exc:
+                problem = f"GET /healthz: {exc!r}"
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"cunzheng serve exited {self.proc.returncode} after its banner "
+                    f"({problem}):\n{self.log()[-5000:]}"
+                )
+            if time.monotonic() > deadline:
+                self.kill()
+                raise AssertionError(f"cunzheng serve never answered ({problem}):\n{self.log()}")
+            warnings.warn(f"start {self.starts}: not ready after its banner: {problem}",
+                          stacklevel=2)  # fmt: skip
+            time.sleep(0.05)
 
     def kill(self) -> None:
         """SIGKILL: no shutdown code runs, as in a power cut of the process."""
