@@ -466,3 +466,26 @@ def test_service_runs_fully_as_app_role(two_roles: TwoRoles, tmp_path: Path) -> 
             b.close()
         if not closed:
             a.close()
+
+
+def test_db_migrate_command_migrates_and_grants(pg_cluster: PgCluster) -> None:
+    from click.testing import CliRunner
+
+    from tools.cli import main
+
+    _two_roles(pg_cluster)  # the roles exist
+    name = pg_cluster.new_owned_database(OWNER_ROLE)
+    try:
+        args = ["db", "migrate", "--store", pg_cluster.url(name, OWNER_ROLE)]
+        done = CliRunner().invoke(main, [*args, "--app-role", APP_ROLE])
+        assert done.exit_code == 0, done.output
+        assert f"granted {APP_ROLE}" in done.output
+        app = PostgresStore(pg_cluster.url(name, APP_ROLE), pool_size=1)
+        try:
+            assert app.schema_version() == len(migrations()) and not app.owns_schema
+        finally:
+            app.close()
+        refused = CliRunner().invoke(main, [*args, "--app-role", OWNER_ROLE])
+        assert refused.exit_code == 1 and "owns the ledger's tables" in refused.output
+    finally:
+        pg_cluster.drop_database(pg_cluster.url(name))
