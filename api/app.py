@@ -230,6 +230,22 @@ def create_app(
         service.metrics.verdict(out["verdict"])
         return out
 
+    async def answer(index: int, digest: Digest | None, code: DepositCode | None) -> Response:
+        """The public verdict on deposit ``index`` for what was presented; a sealed deposit's
+        answers are kept encoded (the same question always gets the same bytes)."""
+        key = (index, None if digest is None else (digest.alg, digest.value),
+               None if code is None else code.bits)  # fmt: skip
+        kept = service.reports.answer(key)
+        if kept is not None:
+            verdict, body = kept
+            service.metrics.verdict(verdict)
+            return Response(body, media_type="application/json")
+        report = await report_of(index)
+        out = presented(report, index, digest, code)
+        body = jcs(out)
+        service.reports.put_answer(key, index, (out["verdict"], body), report)
+        return Response(body, media_type="application/json")
+
     def not_found() -> Response:
         service.metrics.verdict("NOT_FOUND")
         return _json({"verdict": "NOT_FOUND", "verdict_zh": VERDICTS_ZH["NOT_FOUND"], "steps": []})
@@ -387,15 +403,7 @@ def create_app(
     async def lookup(code: str) -> Response:
         """Public: the verdict and times of a deposit, by its code (forgiving input)."""
         parsed = parse_code(code)
-        index = service.index_of(parsed)
-        body = service.reports.answer(index)
-        if body is not None:  # sealed: the same bytes every time
-            service.metrics.verdict("VERIFIED")
-            return Response(body, media_type="application/json")
-        report = await report_of(index)
-        body = jcs(presented(report, index, None, parsed))
-        service.reports.put_answer(index, body, report)
-        return Response(body, media_type="application/json")
+        return await answer(service.index_of(parsed), None, parsed)
 
     @v1.get("/digests/{digest}", tags=["deposits"])
     async def by_digest(digest: str) -> Response:
@@ -446,16 +454,15 @@ def create_app(
         digest = Digest.parse(body.digest) if body.digest else None
         if body.code:
             code = parse_code(body.code)
-            indexes = service.ledger.lookup_code(code)
-            if indexes:
-                return _json(await report_for(indexes[0], digest, code))
-        elif digest is not None:
-            indexes = service.ledger.lookup_digest(digest)
-            if indexes:
-                return _json(await report_for(indexes[0], digest, None))
-        else:
+            try:
+                index = service.index_of(code)
+            except NotFound:
+                return not_found()
+            return await answer(index, digest, code)
+        if digest is None:
             raise InvalidInput("give a deposit code, a digest, or both")
-        return not_found()
+        indexes = service.ledger.lookup_digest(digest)
+        return await answer(indexes[0], digest, None) if indexes else not_found()
 
     @v1.post("/verify/file", tags=["verify"])
     async def verify_file(request: Request) -> Response:

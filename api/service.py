@@ -16,7 +16,7 @@ import secrets
 import shutil
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -200,7 +200,7 @@ class ReportCache:
 
     def __init__(self, size: int = 65536) -> None:
         self._items: OrderedDict[int, Report] = OrderedDict()
-        self._answers: OrderedDict[int, bytes] = OrderedDict()
+        self._answers: OrderedDict[Hashable, tuple[str, bytes]] = OrderedDict()
         self._size = size
         self._lock = threading.Lock()
 
@@ -217,17 +217,23 @@ class ReportCache:
             while len(self._items) > self._size:
                 self._items.popitem(last=False)
 
-    def answer(self, index: int) -> bytes | None:
-        """The encoded public answer by code (``GET /v1/deposits/{code}``) of a sealed deposit."""
+    def answer(self, key: Hashable) -> tuple[str, bytes] | None:
+        """An encoded public answer about a sealed deposit (``key`` names the deposit and what
+        was asked: the index, and the digest and code presented)."""
         with self._lock:
-            return self._answers.get(index)
+            kept = self._answers.get(key)
+            if kept is not None:
+                self._answers.move_to_end(key)
+            return kept
 
-    def put_answer(self, index: int, body: bytes, report: Report) -> None:
-        """Keep the public answer ``body`` presented from ``report``, if that is the kept
-        (sealed) report of ``index`` — not an earlier, unsealed one that lost a race."""
+    def put_answer(
+        self, key: Hashable, index: int, body: tuple[str, bytes], report: Report
+    ) -> None:
+        """Keep a public answer (its verdict, its bytes) presented from ``report``, if that is
+        the kept (sealed) report of ``index`` — not an earlier, unsealed one that lost a race."""
         with self._lock:
             if self._items.get(index) is report:
-                self._answers[index] = body
+                self._answers[key] = body
                 while len(self._answers) > self._size:
                     self._answers.popitem(last=False)
 

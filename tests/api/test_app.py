@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.service import Service
+from ledger.code import parse_code
 from ledger.merkle import leaf_hash
 from tests.api.conftest import Lender, wait_stamped
 from verifier.proof import verify_inclusion
@@ -60,11 +61,22 @@ def test_a_sealed_lookup_is_answered_from_the_same_bytes(
     wait_stamped(service)
     first = client.get(f"/v1/deposits/{code}")
     assert first.json()["verdict"] == "VERIFIED"
-    assert service.reports.answer(index) == first.content  # kept once sealed
+    kept = service.reports.answer((index, None, parse_code(code).bits))
+    assert kept == ("VERIFIED", first.content)  # kept once sealed
     again = client.get(f"/v1/deposits/{code.lower()}")
     assert again.content == first.content
     assert again.headers["content-type"] == "application/json"
     assert client.get(f"/v1/deposits/{code[:-1]}").status_code == 400  # check char missing
+    good = "sha256:" + hashlib.sha256(b"%PDF-1.7 sealed once").hexdigest()
+    bad = "sha256:" + hashlib.sha256(b"another file").hexdigest()
+    answers = {}
+    for digest in (good, bad, good, bad):
+        r = client.post("/v1/verify", json={"code": code, "digest": digest})
+        assert answers.setdefault(digest, r.content) == r.content  # the same bytes again
+    assert json.loads(answers[good])["verdict"] == "VERIFIED"
+    assert json.loads(answers[bad])["verdict"] == "MISMATCH"
+    verdicts = client.get("/metrics", headers=auth(tokens["auditor"])).text
+    assert 'verdict="MISMATCH"} 2' in verdicts, verdicts
 
 
 def test_deposit_then_verify(
