@@ -198,10 +198,12 @@ class ReportCache:
     """Verification reports of sealed deposits (time-stamped, every record check passed), by
     index: such a report never changes, only what a caller presents does (``present``)."""
 
-    def __init__(self, size: int = 65536) -> None:
+    def __init__(self, size: int = 65536, answers: int = 16384) -> None:
         self._items: OrderedDict[int, Report] = OrderedDict()
         self._answers: OrderedDict[Hashable, tuple[str, bytes]] = OrderedDict()
         self._size = size
+        self._answers_size = answers
+        """Encoded answers kept (about 1.7 kB each: some 28 MB at most)."""
         self._lock = threading.Lock()
 
     def get(self, index: int) -> Report | None:
@@ -234,7 +236,7 @@ class ReportCache:
         with self._lock:
             if self._items.get(index) is report:
                 self._answers[key] = body
-                while len(self._answers) > self._size:
+                while len(self._answers) > self._answers_size:
                     self._answers.popitem(last=False)
 
 

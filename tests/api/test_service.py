@@ -154,3 +154,18 @@ def test_a_kept_report_answers_like_a_fresh_one(
         kept = present(base, digest=d, code=c)
         assert kept.verdict == fresh.verdict
         assert kept.to_object() == fresh.to_object()
+
+
+def test_kept_answers_are_bounded_oldest_first() -> None:
+    from api.service import ReportCache
+
+    cache = ReportCache(size=4, answers=2)
+    reports = [object() for _ in range(3)]
+    for index, report in enumerate(reports):
+        cache.put(index, report)  # type: ignore[arg-type]
+    for index, report in enumerate(reports):
+        cache.put_answer(("q", index), index, ("VERIFIED", b"%d" % index), report)  # type: ignore[arg-type]
+    assert cache.answer(("q", 0)) is None
+    assert cache.answer(("q", 1)) == ("VERIFIED", b"1")
+    cache.put_answer(("q", 9), 0, ("VERIFIED", b"stale"), object())  # type: ignore[arg-type]
+    assert cache.answer(("q", 9)) is None  # not the kept report: not kept
