@@ -336,13 +336,11 @@ class DepositClient:
                 delay = min(float(after), 60.0)
         self.sleep(delay)
 
-    def post(self, deposits: Sequence[Deposit]) -> httpx.Response:
-        """Send one batch; retried on transport errors and 429/5xx. Returns the final answer."""
-        body = jcs({"deposits": [d.to_object() for d in deposits]})
-        headers = {"Content-Type": "application/json"}
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One request, retried on transport errors and 429/5xx; the final answer."""
         for attempt in range(self.retries + 1):
             try:
-                r = self.http.post(f"{self.server}/v1/deposits", content=body, headers=headers)
+                r = self.http.request(method, f"{self.server}{path}", **kwargs)
             except httpx.TransportError as exc:
                 if attempt == self.retries:
                     raise InvalidInput(f"cannot reach {self.server}: {exc}") from exc
@@ -354,23 +352,18 @@ class DepositClient:
             return r
         raise AssertionError("unreachable")
 
+    def post(self, deposits: Sequence[Deposit]) -> httpx.Response:
+        """Send one batch; retried on transport errors and 429/5xx. Returns the final answer."""
+        body = jcs({"deposits": [d.to_object() for d in deposits]})
+        headers = {"Content-Type": "application/json"}
+        return self._send("POST", "/v1/deposits", content=body, headers=headers)
+
     def get_json(self, path: str, **params: str) -> tuple[int, Any]:
-        for attempt in range(self.retries + 1):
-            try:
-                r = self.http.get(f"{self.server}{path}", params=params)
-            except httpx.TransportError as exc:
-                if attempt == self.retries:
-                    raise InvalidInput(f"cannot reach {self.server}: {exc}") from exc
-                self._wait(attempt, None)
-                continue
-            if r.status_code in _RETRY_STATUSES and attempt < self.retries:
-                self._wait(attempt, r)
-                continue
-            try:
-                return r.status_code, r.json()
-            except ValueError:
-                return r.status_code, {"detail": r.text[:300]}
-        raise AssertionError("unreachable")
+        r = self._send("GET", path, params=params)
+        try:
+            return r.status_code, r.json()
+        except ValueError:
+            return r.status_code, {"detail": r.text[:300]}
 
 
 @dataclass
