@@ -130,7 +130,6 @@ class _Reader:
         self._part: str | None = None
         self._is_file = False
         self._data = bytearray()
-        self._file_size = 0
 
     def callbacks(self) -> MultipartCallbacks:
         return {
@@ -180,8 +179,7 @@ class _Reader:
     def part_data(self, data: bytes, start: int, end: int) -> None:
         if self._is_file:
             assert self.sink is not None
-            self._file_size += end - start
-            if self._file_size > self.file_limit:
+            if self.sink.size + end - start > self.file_limit:
                 raise TooLarge(self.message, limit=self.file_limit)
             self.sink.write(data[start:end])
             return
