@@ -22,6 +22,15 @@ from verifier.sources import HttpSource
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def deposit_files(service: Service, lender: Lender, tmp_path: Path, n: int, text: bytes) -> None:
+    """Deposit ``n`` small files, ``text % i`` each, in one block."""
+    files = []
+    for i in range(n):
+        files.append(tmp_path / f"{i}.pdf")
+        files[-1].write_bytes(text % i)
+    service.sequencer.append([lender.deposit(p) for p in files])
+
+
 @pytest.mark.slow
 def test_audit_over_http_matches_the_store(
     service: Service, lender: Lender, server_url: str, tmp_path: Path
@@ -52,11 +61,7 @@ def test_audit_over_http_matches_the_store(
 def test_a_server_serving_a_wrong_tile_is_caught(
     service: Service, lender: Lender, server_url: str, tmp_path: Path
 ) -> None:
-    files = []
-    for i in range(300):
-        files.append(tmp_path / f"{i}.pdf")
-        files[-1].write_bytes(b"%%PDF %d" % i)
-    service.sequencer.append([lender.deposit(p) for p in files])
+    deposit_files(service, lender, tmp_path, 300, b"%%PDF %d")
 
     class Lying(HttpSource):
         def read_tiles(self, ids: Sequence[TileID]) -> list[bytes | None]:
@@ -73,11 +78,7 @@ def test_a_server_serving_a_wrong_tile_is_caught(
 def test_index_lookups_come_in_batches_and_a_lying_index_is_caught(
     service: Service, lender: Lender, server_url: str, tmp_path: Path
 ) -> None:
-    files = []
-    for i in range(50):
-        files.append(tmp_path / f"{i}.pdf")
-        files[-1].write_bytes(b"%%PDF lookup %d" % i)
-    service.sequencer.append([lender.deposit(p) for p in files])
+    deposit_files(service, lender, tmp_path, 50, b"%%PDF lookup %d")
     calls: list[str] = []
 
     class Counting(HttpSource):
