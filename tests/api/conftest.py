@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
+from api.app import create_app
 from api.service import Service, ServiceConfig
 from ledger.entry import Deposit
 from tools.client import SigningKey, build_statement, generate_key, load_private_key, sign_statement
@@ -50,3 +52,10 @@ def wait_stamped(service: Service, seconds: float = 10) -> None:
     while service.stamper.lag().entries_waiting:
         assert time.monotonic() < deadline, "the stamper did not catch up"
         time.sleep(0.02)
+
+
+@pytest.fixture
+def client(service: Service) -> Iterator[TestClient]:
+    """The app over ``service``, in process."""
+    with TestClient(create_app(service)) as c:
+        yield c

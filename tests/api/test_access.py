@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
 from api.service import Service
 from tests.api.conftest import Lender
 from tools.client import generate_key, load_private_key
@@ -59,12 +57,6 @@ ACCESS: dict[tuple[str, str], str | frozenset[str]] = {
     ("GET", "/healthz"): PUBLIC,
 }
 CALLERS = ("none", "forged", "revoked", "depositor", "judge", "auditor", "admin")
-
-
-@pytest.fixture
-def client(service: Service) -> Iterator[TestClient]:
-    with TestClient(create_app(service)) as c:
-        yield c
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import base64
 import hashlib
 import json
 import struct
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,12 +17,6 @@ from ledger.code import parse_code
 from ledger.merkle import leaf_hash
 from tests.api.conftest import Lender, wait_stamped
 from verifier.proof import verify_inclusion
-
-
-@pytest.fixture
-def client(service: Service) -> Iterator[TestClient]:
-    with TestClient(create_app(service)) as c:
-        yield c
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import urllib.parse
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,6 @@ import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
 
-from api.app import create_app
 from api.service import Service
 from ledger.entry import Deposit
 from ledger.errors import InvalidMeta, NotFound
@@ -60,12 +58,6 @@ def test_check_case_over_deposits(service: Service, lender: Lender, tmp_path: Pa
     assert {i.format for i in report.items} == {"PDF", "OFD", "PNG", "XLSX", "JPEG", "MP4", "WAV"}
     with pytest.raises(NotFound):
         service.check_case("HT-none")
-
-
-@pytest.fixture
-def client(service: Service) -> Iterator[TestClient]:
-    with TestClient(create_app(service)) as c:
-        yield c
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import io
 import json
 import urllib.parse
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,12 +21,6 @@ from tests.court.conftest import pdf_text, qr_codes
 from verifier.package import verify_package
 
 CONTRACT = "HT-2026-0042"
-
-
-@pytest.fixture
-def client(service: Service) -> Iterator[TestClient]:
-    with TestClient(create_app(service)) as c:
-        yield c
 
 
 def auth(token: str) -> dict[str, str]:
