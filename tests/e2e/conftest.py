@@ -26,6 +26,7 @@ from api.app import create_app
 from api.service import Service, ServiceConfig
 from ledger.entry import Deposit
 from tests.api.conftest import wait_stamped
+from tests.cases.samples import pdf_bytes
 from tools.client import build_statement, generate_key, load_private_key, sign_statement
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,30 +54,8 @@ def chromium_path() -> str:
     return path
 
 
-def minimal_pdf(text: str) -> bytes:
-    """A small, valid one-page PDF showing ``text`` (ASCII), with a correct xref table."""
-    stream = f"BT /F1 18 Tf 72 720 Td ({text}) Tj ET".encode()
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
-        b"/Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>",
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream),
-    ]
-    out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1,
-        xref,
-    )
-    return bytes(out)
+minimal_pdf = pdf_bytes
+"""A small, valid one-page PDF showing the text given (ASCII)."""
 
 
 @dataclass
