@@ -24,9 +24,9 @@ import httpx
 
 from ledger.entry import Deposit, Digest, Statement, meta_commitment
 
-from .client import generate_key, load_private_key, sign_statement
+from .client import SigningKey, generate_key, load_private_key, sign_statement
 
-__all__ = ["LoadConfig", "LoadResult", "run_load"]
+__all__ = ["LoadConfig", "LoadResult", "evidence_deposit", "run_load"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,9 +90,19 @@ async def _register(http: httpx.AsyncClient, admin_token: str) -> tuple[str, Any
     return depositor, load_private_key(private), r.json()["token"]
 
 
-def _deposit(depositor: str, key: Any, evidence: bytes) -> Deposit:
+def evidence_deposit(
+    depositor: str,
+    key: SigningKey,
+    key_id: str,
+    evidence: bytes,
+    *,
+    file_name: str = "load.pdf",
+    contract_no: str = "LOAD",
+) -> Deposit:
+    """A signed loan-contract deposit of ``evidence`` (distinct bytes give distinct digests),
+    its private meta under a fresh salt."""
     salt = secrets.token_bytes(32)
-    meta = {"file_name": "load.pdf", "contract_no": "LOAD"}
+    meta = {"file_name": file_name, "contract_no": contract_no}
     statement = Statement.build(
         depositor=depositor,
         kind="loan_contract",
@@ -102,8 +112,8 @@ def _deposit(depositor: str, key: Any, evidence: bytes) -> Deposit:
         captured_at="2026-11-24T08:00:00Z",
         meta_commitment=meta_commitment(salt, meta),
     )
-    return Deposit.create(statement, sign_statement(statement, key, key_id="k1"), meta=meta,
-                          salt=salt)  # fmt: skip
+    sig = sign_statement(statement, key, key_id=key_id)
+    return Deposit.create(statement, sig, meta=meta, salt=salt)
 
 
 async def run_load(url: str, admin_token: str, config: LoadConfig) -> LoadResult:
@@ -131,7 +141,7 @@ async def run_load(url: str, admin_token: str, config: LoadConfig) -> LoadResult
                         ok = r.status_code == 200 and r.json().get("verdict") == "VERIFIED"
                     else:
                         evidence = os.urandom(24)
-                        body = _deposit(depositor, key, evidence).to_object()
+                        body = evidence_deposit(depositor, key, "k1", evidence).to_object()
                         r = await http.post("/v1/deposits", json=body, headers=headers)
                         ok = r.status_code == 201
                         if ok:

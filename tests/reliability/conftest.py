@@ -10,11 +10,9 @@ tests/conftest.py), which runs in CI and never skips there.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 import re
-import secrets
 import signal
 import subprocess
 import sys
@@ -32,9 +30,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger.checkpoint import NoteSigner, NoteVerifier
-from ledger.entry import Deposit, Digest, Statement, meta_commitment
+from ledger.entry import Deposit
 from tests.api.conftest import lender, service  # noqa: F401 - in-process fixtures
-from tools.client import SigningKey, generate_key, load_private_key, sign_statement
+from tools.client import SigningKey, generate_key, load_private_key
+from tools.load import evidence_deposit
 from verifier.bundle import Bundle, Report, verify_bundle
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -188,19 +187,8 @@ class Lender:
 
     def deposit(self, evidence: bytes, *, contract_no: str = "HT1") -> Deposit:
         """A signed deposit request for ``evidence`` (distinct bytes → distinct digest)."""
-        salt = secrets.token_bytes(32)
-        meta = {"file_name": "借款合同.pdf", "contract_no": contract_no}
-        statement = Statement.build(
-            depositor=self.id,
-            kind="loan_contract",
-            digest=Digest("sha256", hashlib.sha256(evidence).digest()),
-            size=len(evidence),
-            media_type="application/pdf",
-            captured_at="2026-11-24T08:00:00Z",
-            meta_commitment=meta_commitment(salt, meta),
-        )
-        sig = sign_statement(statement, self.key, key_id=self.key_id)
-        return Deposit.create(statement, sig, meta=meta, salt=salt)
+        return evidence_deposit(self.id, self.key, self.key_id, evidence,
+                                file_name="借款合同.pdf", contract_no=contract_no)  # fmt: skip
 
 
 def register_lender(server: Server, depositor: str = "lender-1") -> Lender:
