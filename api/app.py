@@ -6,6 +6,7 @@ routes take no key. Handlers are thin: the service and the verifier do the work.
 
 import asyncio
 import base64
+import contextlib
 import datetime as dt
 import itertools
 import secrets
@@ -14,10 +15,10 @@ import tempfile
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
-from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
@@ -27,7 +28,7 @@ from ledger.canonical import jcs, loads
 from ledger.cases import CaseReport
 from ledger.code import DepositCode, parse_code
 from ledger.entry import EVIDENCE_KINDS, Deposit, Digest, parse_entry
-from ledger.errors import CaseNotFound, InvalidInput, NotFound, TooLarge
+from ledger.errors import CaseNotFound, InvalidInput, NotFound, TooLarge, Unavailable
 from ledger.log import now_ms
 from ledger.sequencer import Receipt
 from ledger.tiles import ENTRY_BUNDLE_LEVEL, TILE_WIDTH, parse_tile_path
@@ -55,6 +56,11 @@ class Limits:
 MAX_SIZE = (1 << 63) - 1
 """The largest tree size or index a request may name (stores keep them as 64-bit integers)."""
 TreeSize = Annotated[int, Path(ge=0, le=MAX_SIZE)]
+
+
+def _refused(waiter: asyncio.Future[Any], error: Exception) -> None:
+    if not waiter.done():
+        waiter.set_exception(error)
 
 
 def _json(obj: Any, status: int = 200) -> Response:
@@ -157,6 +163,9 @@ def create_app(
         version="1",
         description="Evidence depository and verifier: deposits, one-click retrieval (一键调证), "
         "verification, and a public RFC 9162 log.",
+        # FastAPI's built-in OpenTelemetry asks the global providers on every request (about a
+        # third of a trivial request's time); the service has its own metrics and access log.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     problems.install(app)
     limits = limits or Limits()
@@ -166,6 +175,10 @@ def create_app(
     MAX_VERIFY_UPLOAD = limits.max_verify_upload_bytes  # noqa: N806
 
     async def caller(request: Request) -> ApiKey | None:
+        return identify(request)
+
+    def identify(request: Request) -> ApiKey | None:
+        """The caller's key (``None`` without one); 401 for a key unknown, revoked or expired."""
         header = request.headers.get("authorization", "")
         if not header:
             return None
@@ -178,16 +191,19 @@ def create_app(
         request.state.cunzheng_caller = f"{key.role}:{key.id}"  # for the access log; no secret
         return key
 
+    def permitted(key: ApiKey | None, roles: tuple[str, ...]) -> ApiKey:
+        if key is None:
+            raise Problem(401, "unauthenticated", "this route needs an API key", "需要API密钥")
+        if key.role not in roles:
+            raise Problem(
+                403, "forbidden", f"the {key.role} role may not do this", "无权执行此操作",
+                role=key.role, allowed=list(roles),
+            )  # fmt: skip
+        return key
+
     def require(*roles: str) -> Callable[..., Coroutine[Any, Any, ApiKey]]:
         async def check(key: Annotated[ApiKey | None, Depends(caller)]) -> ApiKey:
-            if key is None:
-                raise Problem(401, "unauthenticated", "this route needs an API key", "需要API密钥")
-            if key.role not in roles:
-                raise Problem(
-                    403, "forbidden", f"the {key.role} role may not do this", "无权执行此操作",
-                    role=key.role, allowed=list(roles),
-                )  # fmt: skip
-            return key
+            return permitted(key, roles)
 
         return check
 
@@ -255,10 +271,12 @@ def create_app(
     # --- deposits ----------------------------------------------------------------------------
 
     @v1.post("/deposits", tags=["deposits"], status_code=201)
-    async def deposit(
-        request: Request, key: Annotated[ApiKey, Depends(require("depositor"))]
-    ) -> Response:
-        """One deposit request, or ``{"deposits": [...]}`` (``max_batch`` at most): all or none."""
+    async def deposit(request: Request) -> Response:
+        """One deposit request, or ``{"deposits": [...]}`` (``max_batch`` at most): all or none.
+        Needs a depositor's API key."""
+        # The hottest route checks its key inline: FastAPI's dependency solving cost more than
+        # the check itself.
+        key = permitted(identify(request), ("depositor",))
         original: FileSink | None = None
         if request.headers.get("content-type", "").startswith("multipart/form-data"):
             body, original = await deposit_with_original(request)
@@ -287,28 +305,47 @@ def create_app(
                 deposits.append(d)
             return deposits
 
-        def submit() -> Future[list[Receipt]]:
-            deposits = parse()
-            if original is not None:
-                if len(deposits) != 1:
-                    raise InvalidInput("an original comes with exactly one deposit")
-                check_original(deposits[0], original)
-                # Keep the file only for a deposit that will be admitted.
-                if service.sequencer.admit is not None:
-                    service.sequencer.admit(deposits, now_ms())
-                service.store.put_original(deposits[0].statement.digest.index_key, original.chunks)
-            return service.sequencer.submit_many(deposits)
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[list[Receipt]] = loop.create_future()
 
-        # Parsing and signature checks run off the event loop (a batch of thousands takes a
-        # while, and cryptography releases the GIL while it verifies).
-        future = await run_in_threadpool(submit)
-        receipts = await asyncio.wrap_future(future)
+        def submit() -> None:
+            try:
+                deposits = parse()
+                if original is not None:
+                    if len(deposits) != 1:
+                        raise InvalidInput("an original comes with exactly one deposit")
+                    check_original(deposits[0], original)
+                    # Keep the file only for a deposit that will be admitted.
+                    if service.sequencer.admit is not None:
+                        service.sequencer.admit(deposits, now_ms())
+                    digest_key = deposits[0].statement.digest.index_key
+                    service.store.put_original(digest_key, original.chunks)
+                service.sequencer.submit_for(deposits, loop, waiter)
+            except Exception as exc:
+                with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                    loop.call_soon_threadsafe(_refused, waiter, exc)
+
+        if len(items) == 1 and original is None:
+            # One deposit is admitted right here: a thread would cost more than its one
+            # signature check, as every thread that gives the GIL up while the loop is busy
+            # waits up to a switch interval (5 ms) to have it back.
+            submit()
+        else:
+            # A batch's parsing and signature checks run off the event loop (thousands take a
+            # while; cryptography releases the GIL as it verifies), and so does an original.
+            try:
+                service.intake.submit(submit)
+            except RuntimeError as exc:  # shut down
+                raise Unavailable("the service is shutting down; retry") from exc
+        # The receipts, or the refusal, come back on ``waiter``: the sequencer wakes the loop
+        # once per block, not once per request.
+        receipts = await waiter
         duplicates = sum(r.duplicate for r in receipts)
         service.metrics.deposits(new=len(receipts) - duplicates, duplicate=duplicates)
 
-        def receipt_objects() -> list[dict[str, Any]]:
+        def receipts_body() -> bytes:
             b64 = base64.b64encode
-            return [
+            objects = [
                 {
                     "index": r.index,
                     "code": str(r.code),
@@ -323,10 +360,14 @@ def create_app(
                 }
                 for r in receipts
             ]
+            # Integers within 2**53 and strings only: orjson with sorted keys is JCS.
+            return orjson.dumps({"receipts": objects}, option=orjson.OPT_SORT_KEYS)
 
         if len(receipts) > 64:  # proofs for a big batch: off the event loop
-            return _json({"receipts": await run_in_threadpool(receipt_objects)}, status=201)
-        return _json({"receipts": receipt_objects()}, status=201)
+            body = await run_in_threadpool(receipts_body)
+        else:
+            body = receipts_body()
+        return Response(body, status_code=201, media_type="application/json")
 
     async def deposit_with_original(request: Request) -> tuple[Any, FileSink]:
         """Multipart ``deposit`` (the JSON request) and ``file`` (the original), size-limited,

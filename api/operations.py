@@ -20,6 +20,7 @@ contract number (DESIGN §3) — and the caller by role and key id, never by tok
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import threading
@@ -230,3 +231,22 @@ class AccessLog:
                     "caller": state.get("cunzheng_caller"),
                 },
             )
+
+
+GC_THRESHOLD = (50_000, 20, 10)
+"""Generation thresholds of the serving process (CPython's are 700, 10, 10)."""
+
+
+def tune_gc() -> None:
+    """Keep the garbage collector's pauses out of request latency; call once the service and
+    app are built, before serving.
+
+    With CPython's defaults the served process ran a full collection every second or so under
+    load, each 80–115 ms over the start-up heap (FastAPI, pydantic, cryptography, the app):
+    those pauses were the p99 of every route. The start-up heap is frozen (never scanned
+    again: it lives as long as the process), and the youngest generation is collected after
+    50,000 allocations instead of 700, so the older ones are reached far less often.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLD)

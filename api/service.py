@@ -15,8 +15,10 @@ import os
 import secrets
 import shutil
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -112,14 +114,32 @@ class ApiKey:
     """Unix ms after which the key is refused; ``None``: until revoked."""
 
 
+@dataclass(frozen=True, slots=True)
+class _KnownKey:
+    """A key's stored record as ``authenticate`` needs it, and when it was read."""
+
+    read_at: float
+    hash: str
+    revoked: bool
+    key: ApiKey
+
+
 class ApiKeys:
-    """API keys stored hashed (SHA-256 of a 256-bit random secret), compared in constant time."""
+    """API keys stored hashed (SHA-256 of a 256-bit random secret), compared in constant time.
+
+    A key's record is kept in memory for ``cache_seconds`` after it is read, so a depositor's
+    requests do not each read the store. A revocation through this process takes effect at once;
+    one made through another node sharing the store (PostgreSQL), within ``cache_seconds``.
+    """
 
     KIND = "apikey"
+    CACHE_SIZE = 4096
 
-    def __init__(self, store: Store, clock: Any = now_ms) -> None:
+    def __init__(self, store: Store, clock: Any = now_ms, *, cache_seconds: float = 1.0) -> None:
         self.store = store
         self.clock = clock
+        self.cache_seconds = cache_seconds
+        self._known: dict[str, _KnownKey] = {}
 
     def issue(
         self,
@@ -161,18 +181,34 @@ class ApiKeys:
         key_id, _, secret = token[len(_TOKEN_PREFIX) :].partition("_")
         if len(key_id) != 16 or not secret:
             return None
-        raw = self.store.record_get(self.KIND, key_id)
-        if raw is None:
+        known = self._record(key_id)
+        if known is None:
             return None
-        record = loads(raw)
         given = hashlib.sha256(secret.encode()).hexdigest()
-        if not hmac.compare_digest(given, record["hash"]) or record["revoked_at"] is not None:
+        if not hmac.compare_digest(given, known.hash) or known.revoked:
             return None
-        expires_at = record.get("expires_at")
+        expires_at = known.key.expires_at
         if expires_at is not None and self.clock() >= expires_at:
             return None
-        return ApiKey(record["id"], record["role"], record["depositor"], record["label"],
-                      record["created_at"], expires_at=expires_at)  # fmt: skip
+        return known.key
+
+    def _record(self, key_id: str) -> _KnownKey | None:
+        now = time.monotonic()
+        known = self._known.get(key_id)
+        if known is not None and now - known.read_at < self.cache_seconds:
+            return known
+        raw = self.store.record_get(self.KIND, key_id)
+        if raw is None:
+            self._known.pop(key_id, None)
+            return None
+        r = loads(raw)
+        key = ApiKey(r["id"], r["role"], r["depositor"], r["label"], r["created_at"],
+                     expires_at=r.get("expires_at"))  # fmt: skip
+        known = _KnownKey(now, r["hash"], r["revoked_at"] is not None, key)
+        if len(self._known) >= self.CACHE_SIZE:
+            self._known.clear()
+        self._known[key_id] = known
+        return known
 
     def revoke(self, key_id: str) -> None:
         raw = self.store.record_get(self.KIND, key_id)
@@ -183,6 +219,7 @@ class ApiKeys:
             raise Conflict(f"API key {key_id} is already revoked")
         record["revoked_at"] = self.clock()
         self.store.record_put(self.KIND, key_id, jcs(record), raw)
+        self._known.pop(key_id, None)
 
     def list(self) -> list[ApiKey]:
         out = []
@@ -271,6 +308,11 @@ class Service:
         self.stamper = stamper
         self.tsa_roots = tuple(tsa_roots)
         self.api_keys = api_keys
+        self.intake = ThreadPoolExecutor(
+            max_workers=min(8, (os.cpu_count() or 1) + 2), thread_name_prefix="cunzheng-intake"
+        )
+        """Where deposits are parsed, admitted (signatures checked: cryptography releases the
+        GIL, so they run beside the event loop) and queued for the sequencer."""
 
     def check_token(self, token: bytes, digest: bytes) -> TimestampInfo:
         """:func:`~verifier.timestamp.verify_token` against our TSA roots, remembered: the same
@@ -413,6 +455,7 @@ class Service:
         return self
 
     def close(self) -> None:
+        self.intake.shutdown(cancel_futures=True)
         self.sequencer.close()
         self.stamper.close()
         self.store.close()

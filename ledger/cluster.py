@@ -38,6 +38,7 @@ on each request, so non-sequencer nodes see every new checkpoint at once.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -57,7 +58,7 @@ from .entry import Deposit
 from .errors import CunzhengError, StorageError, Unavailable
 from .log import Ledger
 from .merkle import leaf_hash
-from .sequencer import Receipt, Sequencer, _Pending
+from .sequencer import Receipt, Sequencer, _Pending, _refuse, _settle
 from .storage.postgres import (
     HEAD_CHANNEL,
     INTAKE_CHANNEL,
@@ -166,11 +167,34 @@ class ClusterSequencer(Sequencer):
     # --- intake ------------------------------------------------------------------------------
 
     def submit_many(self, deposits: Sequence[Deposit]) -> Future[list[Receipt]]:
-        if self._stop.is_set() or not self._workers:
-            raise Unavailable("the sequencer is not running")
-        if self._leading.is_set() and not self._closed and self._thread is not None:
+        if self._sequencing_here():
             return super().submit_many(deposits)
         return self._queue_for_sequencer(deposits)
+
+    def _sequencing_here(self) -> bool:
+        """Whether this node's writer takes deposits now (else they go through the intake)."""
+        if self._stop.is_set() or not self._workers:
+            raise Unavailable("the sequencer is not running")
+        return self._leading.is_set() and not self._closed and self._thread is not None
+
+    def submit_for(
+        self,
+        deposits: Sequence[Deposit],
+        loop: asyncio.AbstractEventLoop,
+        waiter: asyncio.Future[list[Receipt]],
+    ) -> None:
+        if self._sequencing_here():
+            super().submit_for(deposits, loop, waiter)
+            return
+        queued = self._queue_for_sequencer(deposits)
+
+        def settle(done: Future[list[Receipt]]) -> None:
+            error = done.exception()
+            outcome = (waiter, None if error else done.result(), error)
+            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
+                loop.call_soon_threadsafe(_settle, [outcome])
+
+        queued.add_done_callback(settle)
 
     def _queue_for_sequencer(self, deposits: Sequence[Deposit]) -> Future[list[Receipt]]:
         now = self.ledger.clock()
@@ -335,7 +359,7 @@ class ClusterSequencer(Sequencer):
             except queue.Empty:
                 break
             if isinstance(item, _Pending):
-                item.future.set_exception(Unavailable("this node stopped sequencing; retry"))
+                _refuse(item, Unavailable("this node stopped sequencing; retry"))
         log.info("%s stepped down as the sequencer", self.node)
 
     # --- the sequencer's drain of the intake queue -------------------------------------------

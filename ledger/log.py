@@ -81,6 +81,10 @@ class Ledger:
         self._known_size = 0
         self._tails: OrderedDict[tuple[int, int], list[bytes]] = OrderedDict()
         self._tail_cache_size = 1024
+        self._nodes: dict[NodeID, bytes] = {}
+        """Complete nodes met in inclusion proofs (they never change): the receipts of one block
+        share most of their siblings."""
+        self._node_cache_size = 1 << 16
 
     @classmethod
     def open(cls, store: Store, signer: NoteSigner, *, clock: Callable[[], int] = now_ms) -> Ledger:
@@ -241,9 +245,27 @@ class Ledger:
                 self._tails[(size, fork)] = proof[fork:]
                 while len(self._tails) > self._tail_cache_size:
                     self._tails.popitem(last=False)
+            if len(self._nodes) + fork > self._node_cache_size:
+                self._nodes.clear()
+            for level in range(fork):  # the siblings below the fork
+                self._nodes[_node((level, (index >> level) ^ 1))] = proof[level]
             return proof
-        siblings = [_node((level, (index >> level) ^ 1)) for level in range(fork)]
-        return [*node_hashes(siblings, self.read_strata), *tail]
+        return [
+            *self._complete_nodes([_node((level, (index >> level) ^ 1)) for level in range(fork)]),
+            *tail,
+        ]
+
+    def _complete_nodes(self, nodes: list[NodeID]) -> list[bytes]:
+        known = self._nodes
+        out = [known.get(node) for node in nodes]
+        missing = [node for node, h in zip(nodes, out, strict=True) if h is None]
+        if missing:
+            found = dict(zip(missing, node_hashes(missing, self.read_strata), strict=True))
+            if len(known) + len(found) > self._node_cache_size:
+                known.clear()
+            known.update(found)
+            out = [known.get(node) or found[node] for node in nodes]
+        return out  # type: ignore[return-value]  # every None was filled
 
     def consistency_proof(self, size1: int, size2: int) -> list[bytes]:
         """RFC 9162 consistency proof from the tree of ``size1`` to that of ``size2``."""

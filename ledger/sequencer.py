@@ -63,7 +63,33 @@ class _Pending:
     deposits: Sequence[Deposit]
     leaves: list[bytes]
     hashes: list[bytes]
-    future: Future[list[Receipt]]
+    future: Future[list[Receipt]] | asyncio.Future[list[Receipt]]
+    loop: asyncio.AbstractEventLoop | None = None
+    """Set when ``future`` is an asyncio future of this loop (:meth:`Sequencer.submit_for`)."""
+
+
+_Outcome = tuple["asyncio.Future[list[Receipt]]", list[Receipt] | None, BaseException | None]
+
+
+def _refuse(item: _Pending, error: Exception) -> None:
+    """Fail a queued submission that will not be committed (from any thread)."""
+    if item.loop is None:
+        item.future.set_exception(error)
+    else:
+        with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
+            outcome: _Outcome = (item.future, None, error)  # type: ignore[assignment]
+            item.loop.call_soon_threadsafe(_settle, [outcome])
+
+
+def _settle(outcomes: list[_Outcome]) -> None:
+    """In the event loop: resolve the futures of one block's coroutine submitters."""
+    for future, receipts, error in outcomes:
+        if future.done():  # the request was cancelled meanwhile
+            continue
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(receipts)  # type: ignore[arg-type]  # set when error is None
 
 
 _STOP = object()
@@ -140,13 +166,17 @@ class Sequencer:
     def submit_many(self, deposits: Sequence[Deposit]) -> Future[list[Receipt]]:
         """Queue deposits (received now); the future resolves, with one receipt per deposit in
         order, once they are durable. They may be spread over more than one block."""
+        return self._enqueue(deposits, self._received(deposits))
+
+    def _received(self, deposits: Sequence[Deposit]) -> list[bytes]:
+        """The entries of deposits received now, once admitted."""
         if self._closed or self._thread is None:
             raise Unavailable("the sequencer is not running")
         now = self.ledger.clock()
         if self.admit is not None:
             self.admit(deposits, now)
         received_at = format_time(now)
-        return self._enqueue(deposits, [build_entry(d, received_at) for d in deposits])
+        return [build_entry(d, received_at) for d in deposits]
 
     def submit_received(
         self, deposits: Sequence[Deposit], received_at: Sequence[int]
@@ -161,7 +191,24 @@ class Sequencer:
         ]
         return self._enqueue(deposits, leaves)
 
-    def _enqueue(self, deposits: Sequence[Deposit], leaves: list[bytes]) -> Future[list[Receipt]]:
+    def submit_for(
+        self,
+        deposits: Sequence[Deposit],
+        loop: asyncio.AbstractEventLoop,
+        waiter: asyncio.Future[list[Receipt]],
+    ) -> None:
+        """:meth:`submit_many` for a coroutine (call it from any thread): the receipts, or the
+        commit's error, are set on ``waiter``, a future of ``loop``. A block's submitters of one
+        loop are all woken by one call into it, not one each: every cross-thread wake-up costs
+        the writer the GIL back, up to a switch interval while the loop is busy."""
+        self._enqueue(deposits, self._received(deposits), (loop, waiter))
+
+    def _enqueue(
+        self,
+        deposits: Sequence[Deposit],
+        leaves: list[bytes],
+        waiter: tuple[asyncio.AbstractEventLoop, asyncio.Future[list[Receipt]]] | None = None,
+    ) -> Future[list[Receipt]]:
         hashes = [leaf_hash(leaf) for leaf in leaves]
         with self._pending_lock:
             if self._pending + len(deposits) > self.max_pending:
@@ -171,7 +218,10 @@ class Sequencer:
                 )
             self._pending += len(deposits)
         future: Future[list[Receipt]] = Future()
-        self._queue.put(_Pending(deposits, leaves, hashes, future))
+        if waiter is None:
+            self._queue.put(_Pending(deposits, leaves, hashes, future))
+        else:
+            self._queue.put(_Pending(deposits, leaves, hashes, waiter[1], waiter[0]))
         return future
 
     def append(self, deposits: Sequence[Deposit]) -> list[Receipt]:
@@ -216,6 +266,16 @@ class Sequencer:
             self._commit(batch, count)
 
     def _commit(self, batch: list[_Pending], count: int) -> None:
+        outcomes: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
+
+        def deliver(p: _Pending, receipts: list[Receipt] | None, error: Exception | None) -> None:
+            if p.loop is not None:
+                outcomes.setdefault(p.loop, []).append((p.future, receipts, error))  # type: ignore[arg-type]
+            elif error is not None:
+                p.future.set_exception(error)
+            else:
+                p.future.set_result(receipts)  # type: ignore[arg-type]
+
         try:
             results = self._integrate(batch)
         except Exception as exc:
@@ -223,18 +283,21 @@ class Sequencer:
             if not isinstance(exc, CunzhengError):
                 log.exception("sequencer commit failed")
             for p in batch:
-                p.future.set_exception(error)
+                deliver(p, None, error)
             with contextlib.suppress(Exception):
                 self._load()
         else:
             start = 0
             for p in batch:
                 end = start + len(p.deposits)
-                p.future.set_result(results[start:end])
+                deliver(p, results[start:end], None)
                 start = end
         finally:
             with self._pending_lock:
                 self._pending -= count
+            for loop, settled in outcomes.items():
+                with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
+                    loop.call_soon_threadsafe(_settle, settled)
 
     def _integrate(self, batch: list[_Pending]) -> list[Receipt]:
         store = self.ledger.store

@@ -491,16 +491,18 @@ def read_back(path: Path) -> dict[bytes, dict[bytes, bytes]]:
 def replay_blocks(groups: dict[bytes, dict[bytes, bytes]]) -> tuple[list[Batch], list[bytes]]:
     """The WriteBatch of every appended block, rebuilt from what the ledger stored.
 
-    Block boundaries are the checkpoint sizes. Per block, in ``RocksStore.commit``'s order:
-    leaf, code-index and digest-index keys per entry, metas, the block's tile records (recomputed
-    with :class:`~ledger.tiles.TiledTree` — edge tiles are rewritten as they grow, as the ledger
-    does), then the checkpoint and the head. Returns the batches and every leaf, in order.
+    Block boundaries are the checkpoint sizes. Per block: leaf, code-index, digest-index and
+    case-index keys per entry, metas, the block's tile records (recomputed with
+    :class:`~ledger.tiles.TiledTree` — edge tiles are rewritten as they grow, as the ledger
+    does), the checkpoint and the head, sorted by key as ``RocksStore.commit`` writes them.
+    Returns the batches and every leaf, in order.
     """
     entries = groups[b"e"]
     leaves = [entries[k] for k in sorted(entries)]
     codes = {_U64.unpack(k[-8:])[0]: k for k in groups[b"c"]}
     digests = {_U64.unpack(v)[0]: k for k, v in groups[b"d"].items()}
     metas = {_U64.unpack(k[1:])[0]: v for k, v in groups.get(b"m", {}).items()}
+    cases = {_U64.unpack(k[-8:])[0]: k for k in groups.get(b"x", {})}
     notes = {_U64.unpack(k[1:])[0]: v for k, v in groups[b"k"].items()}
     sizes = sorted(notes)
     tree = TiledTree.empty()
@@ -512,6 +514,7 @@ def replay_blocks(groups: dict[bytes, dict[bytes, bytes]]) -> tuple[list[Batch],
             index = _U64.pack(i)
             batch += [(b"e" + index, leaves[i]), (codes[i], b""), (digests[i], index)]
         batch += [(b"m" + _U64.pack(i), metas[i]) for i in range(old, new) if i in metas]
+        batch += [(cases[i], b"") for i in range(old, new) if i in cases]
         tiles = tree.extend(leaf_hash(leaf) for leaf in leaves[old:new])
         for tile, record in tiles.items():
             key = b"t" + struct.pack(">BQ", tile.level, tile.index)
@@ -519,6 +522,7 @@ def replay_blocks(groups: dict[bytes, dict[bytes, bytes]]) -> tuple[list[Batch],
             batch.append((key, record))
         size = _U64.pack(new)
         batch += [(b"k" + size, notes[new]), (b"H", size)]
+        batch.sort()
         batches.append(batch)
     if final_tiles != groups[b"t"]:
         raise RuntimeError("replayed tiles differ from the ledger's: the ceiling would not be fair")
@@ -893,8 +897,10 @@ def _method_notes(config: BenchConfig, report: Report) -> None:
         f"max_delay ({DEFAULT_MAX_DELAY * 1000:g} ms, which its writer waits for company before "
         "each block); single_appends_no_delay: the same with max_delay=0.",
         "ceiling: the append ledger's own blocks (same keys, values and block boundaries, tiles "
-        "recomputed and checked equal to the stored ones) written as raw sync=True WriteBatches "
-        "into a fresh rocksdict DB (raw mode, lz4).",
+        "recomputed and checked equal to the stored ones), each batch sorted by key as the ledger "
+        "writes it, written as raw sync=True WriteBatches into a fresh rocksdict DB (raw mode, "
+        "lz4). The ledger syncs with write(sync=False) + flush_wal(True) instead, which releases "
+        "the GIL during the fsync.",
         "hashing: SHA-256 of 0x00||leaf plus one 65-byte node hash per leaf, over the same leaves.",
         "proofs: random index (inclusion) or old size (consistency) against the full tree; the "
         f"rate is steady state, timed over {config.proofs:,} calls after an untimed warm-up pass "

@@ -22,6 +22,7 @@ import uvicorn
 from fastapi import FastAPI, Response
 
 from api.app import create_app
+from api.operations import tune_gc
 from api.service import Service, ServiceConfig
 
 __all__ = ["ORIGIN", "TRIVIAL_BODY", "TRIVIAL_PATH", "bench_app", "main"]
@@ -68,7 +69,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             log_level="warning",
             access_log=False,
         )
-        uvicorn.Server(config).run(sockets=[sock])
+        server = uvicorn.Server(config)
+        tune_gc()  # as `cunzheng serve` does
+        server.run(sockets=[sock])
     finally:
         service.close()
     sys.stdout.flush()

@@ -977,7 +977,7 @@ def serve(
     from pydantic import ValidationError
 
     from api.app import create_app
-    from api.operations import configure_logging
+    from api.operations import configure_logging, tune_gc
     from api.service import Service
     from api.settings import load_settings
     from ledger.errors import CunzhengError
@@ -1037,6 +1037,7 @@ def serve(
     # Our logging setup stays (log_config=None); AccessLog writes the access lines.
     config = uvicorn.Config(app, log_config=None, log_level="warning", access_log=False)
     server = Server(config)
+    tune_gc()
     try:
         server.run(sockets=[sock])
     finally:

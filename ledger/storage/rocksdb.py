@@ -79,6 +79,12 @@ _REOPEN_FREE_BYTES = 1 << 20
 """Free space needed before a store that hit a full disk is opened again."""
 
 
+_FEW_KEYS = 64
+"""Up to this many keys are read one by one: rocksdict's multi-get releases the GIL, and taking
+it back costs the reader up to a switch interval (5 ms) whenever another thread is busy — the
+event loop's proof reads and the sequencer's duplicate check read a few keys each time."""
+
+
 def _u64(n: int) -> bytes:
     return _U64.pack(n)
 
@@ -167,6 +173,14 @@ class RocksStore:
         except Exception as exc:
             raise StorageError(f"read failed: {exc}") from exc
 
+    def _get_many(self, keys: list[bytes]) -> list[Any]:
+        """Values of ``keys`` (``None`` where missing): one multi-get when there are many."""
+        if len(keys) <= _FEW_KEYS:
+            get = self._db.get
+            return [get(key) for key in keys]
+        values: list[Any] = self._db[keys]
+        return values
+
     def config(self) -> bytes | None:
         value: bytes | None = self._get(_CONFIG)
         return value
@@ -189,8 +203,7 @@ class RocksStore:
     def read_tiles(self, ids: Sequence[TileID]) -> list[bytes | None]:
         if not ids:
             return []
-        values: list[bytes | None] = self._db[[b"t" + _TILE.pack(t.level, t.index) for t in ids]]
-        return values
+        return self._get_many([b"t" + _TILE.pack(t.level, t.index) for t in ids])
 
     def entry(self, index: int) -> bytes | None:
         if not 0 <= index < self._bound():
@@ -242,7 +255,7 @@ class RocksStore:
     def indexes_by_statement(self, keys: Sequence[bytes]) -> list[int | None]:
         if not keys:
             return []
-        values = self._db[[b"d" + k for k in keys]]
+        values = self._get_many([b"d" + k for k in keys])
         bound = self._bound()
         found = (None if v is None else _U64.unpack(v)[0] for v in values)
         return [i if i is not None and i < bound else None for i in found]

@@ -169,3 +169,38 @@ def test_kept_answers_are_bounded_oldest_first() -> None:
     assert cache.answer(("q", 1)) == ("VERIFIED", b"1")
     cache.put_answer(("q", 9), 0, ("VERIFIED", b"stale"), object())  # type: ignore[arg-type]
     assert cache.answer(("q", 9)) is None  # not the kept report: not kept
+
+
+def test_api_keys_are_read_from_the_store_again_after_their_cache_time() -> None:
+    """Another node revoking a key (same store, another process): refused here once the key's
+    cached record is ``cache_seconds`` old; a revocation through this node, at once."""
+    import time
+
+    from api.service import ApiKeys
+    from ledger.storage.memory import MemoryStore
+
+    store = MemoryStore()
+    here, there = ApiKeys(store, cache_seconds=0.2), ApiKeys(store)
+    first, second = here.issue("auditor"), here.issue("auditor")
+    assert here.authenticate(first) is not None and here.authenticate(second) is not None
+    there.revoke(first.removeprefix("czk_")[:16])
+    assert there.authenticate(first) is None
+    time.sleep(0.25)
+    assert here.authenticate(first) is None
+    here.revoke(second.removeprefix("czk_")[:16])
+    assert here.authenticate(second) is None
+    assert here.authenticate(second.replace(second[-4:], "AAAA")) is None  # wrong secret
+
+
+def test_the_serving_process_freezes_its_start_up_heap() -> None:
+    import gc
+
+    from api.operations import GC_THRESHOLD, tune_gc
+
+    before = gc.get_threshold()
+    try:
+        tune_gc()
+        assert gc.get_threshold() == GC_THRESHOLD and gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

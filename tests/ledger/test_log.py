@@ -31,6 +31,27 @@ def test_every_inclusion_and_consistency_proof_matches_reference(ledger: Ledger)
         assert ledger.root(size) == ref.mth(0, size)
 
 
+def test_receipt_proofs_as_the_log_grows_match_reference(ledger: Ledger) -> None:
+    """The pattern of receipts: each block's new leaves proved at its new size, while the
+    cached nodes and tails of earlier sizes are still about."""
+    sizes = []
+    with Sequencer(ledger) as seq:
+        start = 0
+        for block in (1, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144, 1, 1, 200):
+            seq.append([make_deposit(i) for i in range(start, start + block)])
+            start += block
+            sizes.append(start)
+            for index in range(max(0, start - block - 2), start):
+                proof = ledger.inclusion_proof(index, start)
+                leaves = ledger.store.entries(0, start)
+                assert proof == reference.RangeReference(leaves).path(index, 0, start)
+    leaves = ledger.store.entries(0, sizes[-1])
+    ref = reference.RangeReference(leaves)
+    for size in sizes:
+        for index in range(0, size, 3):
+            assert ledger.inclusion_proof(index, size) == ref.path(index, 0, size)
+
+
 def test_proof_requests_beyond_the_log_are_refused(ledger: Ledger) -> None:
     with Sequencer(ledger) as seq:
         seq.append([make_deposit(i) for i in range(10)])

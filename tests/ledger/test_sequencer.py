@@ -261,3 +261,67 @@ def test_bad_input_writes_nothing(ledger: Ledger, raw: bytes, error: type[Except
         assert seq.blocks == 0
     assert ledger.head_size() == 0
     assert ledger.store.entry(0) is None
+
+
+def test_coroutine_submitters_get_their_receipts_with_one_wake_up_per_block(
+    ledger: Ledger,
+) -> None:
+    """``submit_for``: each waiter gets its own receipts; the writer wakes the loop once for a
+    block, whatever the number of requests in it."""
+    wake_ups: list[int] = []
+
+    async def main() -> list[list[int]]:
+        loop = asyncio.get_running_loop()
+        real = loop.call_soon_threadsafe
+
+        def counted(callback, *args):  # type: ignore[no-untyped-def]
+            wake_ups.append(len(args[0]) if args else 0)
+            return real(callback, *args)
+
+        loop.call_soon_threadsafe = counted  # type: ignore[method-assign]
+        gate = threading.Event()
+        with Sequencer(ledger) as seq:
+            seq.submit_many(DEPOSITS[:1]).result()
+            original = seq._integrate
+
+            def held(batch):  # type: ignore[no-untyped-def]
+                gate.wait(5)  # let all eight requests queue up behind the first
+                return original(batch)
+
+            seq._integrate = held  # type: ignore[method-assign]
+            waiters = [loop.create_future() for _ in range(8)]
+            for n, waiter in enumerate(waiters):
+                seq.submit_for(DEPOSITS[1 + 2 * n : 3 + 2 * n], loop, waiter)
+            gate.set()
+            receipts = await asyncio.gather(*waiters)
+            assert seq.blocks <= 3
+        return [[r.index for r in rs] for rs in receipts]
+
+    indexes = asyncio.run(main())
+    assert indexes == [[1 + 2 * n, 2 + 2 * n] for n in range(8)]
+    assert sum(wake_ups) == 8 and len(wake_ups) <= 2  # the held block, and perhaps one more
+
+
+def test_coroutine_submitters_are_refused_and_failed_like_the_others() -> None:
+    store = MemoryStore()
+    ledger = Ledger.open(store, SIGNER)
+
+    def no(deposits, at):  # type: ignore[no-untyped-def]
+        raise InvalidStatement("refused by admission")
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        with Sequencer(ledger) as seq:
+            store.fail_next_commit = "lose"
+            waiter = loop.create_future()
+            seq.submit_for(DEPOSITS[:2], loop, waiter)
+            with pytest.raises(StorageError, match="lost"):
+                await waiter  # the commit's error reaches the coroutine
+            seq.admit = no
+            with pytest.raises(InvalidStatement):  # admission refuses at once, in the caller
+                seq.submit_for(DEPOSITS[:2], loop, loop.create_future())
+        with pytest.raises(Unavailable):
+            seq.submit_for(DEPOSITS[:2], loop, loop.create_future())
+
+    asyncio.run(main())
+    assert ledger.head_size() == 0

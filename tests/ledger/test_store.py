@@ -15,7 +15,7 @@ from ledger.code import DepositCode
 from ledger.entry import Deposit, Digest, Signature, Statement, meta_commitment
 from ledger.errors import Conflict, InvalidInput, NotFound, StorageError
 from ledger.log import Ledger
-from ledger.merkle import EMPTY_ROOT
+from ledger.merkle import EMPTY_ROOT, leaf_hash
 from ledger.sequencer import Sequencer
 from ledger.store import Block, Store, open_store
 from tests.conftest import make_deposit
@@ -126,6 +126,65 @@ def test_read_only_rocksdb(tmp_path: object, signer: NoteSigner) -> None:
     with pytest.raises(StorageError, match="read-only"):
         ro.commit(Block(1, [], [], [], {}, b""))
     ro.close()
+
+
+def test_rocksdb_shows_a_block_only_once_it_is_durable(
+    tmp_path: object, signer: NoteSigner
+) -> None:
+    """A block is written, then synced with the GIL released; in between it is in RocksDB's
+    memtable, and no log read may show it: a power failure could still take it back."""
+    import threading
+    from pathlib import Path
+    from typing import Any
+
+    from ledger.storage.rocksdb import RocksStore
+
+    store = RocksStore(Path(str(tmp_path)) / "db")
+    ledger = Ledger.open(store, signer)
+    with Sequencer(ledger) as seq:
+        (first,) = seq.append([make_deposit(0)])
+        syncing, release = threading.Event(), threading.Event()
+
+        class HeldSync:
+            def __init__(self, db: Any) -> None:
+                self.db = db
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(self.db, name)
+
+            def __getitem__(self, keys: Any) -> Any:
+                return self.db[keys]
+
+            def flush_wal(self, sync: bool) -> None:
+                syncing.set()
+                release.wait(10)
+                self.db.flush_wal(sync)
+
+        real = store._db
+        store._db = HeldSync(real)
+        try:
+            future = seq.submit_many([make_deposit(1)])
+            assert syncing.wait(10)
+            # The block is in the database but not yet durable: nothing of it is shown.
+            assert real.get(b"e" + (1).to_bytes(8, "big")) is not None
+            assert ledger.head_size() == 1 and store.entry(1) is None and store.meta(1) is None
+            assert store.entries(0, 2) == [store.entry(0)]
+            second = make_deposit(1)
+            code = DepositCode.from_leaf_hash(leaf_hash(real.get(b"e" + (1).to_bytes(8, "big"))))
+            assert store.indexes_by_code(code.bits) == []
+            assert store.indexes_by_digest(second.statement.digest.index_key) == []
+            assert store.indexes_by_statement([second.statement.key]) == [None]
+            assert store.checkpoint(2) is None and store.checkpoint_at_or_after(2) is None
+            assert [h.size for h in store.checkpoints()] == [0, 1]
+            release.set()
+            (receipt,) = future.result(10)
+        finally:
+            release.set()
+            store._db = real
+    assert ledger.head_size() == 2 and receipt.index == 1 and first.index == 0
+    assert store.indexes_by_code(receipt.code.bits) == [1]
+    assert [h.size for h in store.checkpoints()] == [0, 1, 2]
+    store.close()
 
 
 def test_second_writer_is_refused(tmp_path: object) -> None:
