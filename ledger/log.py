@@ -264,7 +264,7 @@ class Ledger:
             if len(known) + len(found) > self._node_cache_size:
                 known.clear()
             known.update(found)
-            out = [known.get(node) or found[node] for node in nodes]
+            out = [found[node] if h is None else h for node, h in zip(nodes, out, strict=True)]
         return out  # type: ignore[return-value]  # every None was filled
 
     def consistency_proof(self, size1: int, size2: int) -> list[bytes]:

@@ -52,6 +52,19 @@ def test_receipt_proofs_as_the_log_grows_match_reference(ledger: Ledger) -> None
             assert ledger.inclusion_proof(index, size) == ref.path(index, 0, size)
 
 
+def test_proofs_stay_right_when_the_node_cache_overflows(ledger: Ledger) -> None:
+    """A cache far too small for one proof's siblings: emptied in the middle of a proof, the
+    nodes it had already found still serve."""
+    ledger._node_cache_size = 3
+    with Sequencer(ledger) as seq:
+        seq.append([make_deposit(i) for i in range(300)])
+    ref = reference.RangeReference(ledger.store.entries(0, 300))
+    for size in (256, 299, 300):
+        for _ in range(2):
+            for index in range(size):
+                assert ledger.inclusion_proof(index, size) == ref.path(index, 0, size)
+
+
 def test_proof_requests_beyond_the_log_are_refused(ledger: Ledger) -> None:
     with Sequencer(ledger) as seq:
         seq.append([make_deposit(i) for i in range(10)])
