@@ -36,6 +36,8 @@ from .tiles import (
 __all__ = ["Ledger", "LogConfig", "now_ms"]
 
 _node = functools.partial(tuple.__new__, NodeID)
+_RECENT = 256
+"""Leaves this close to the end of the tree proved have their proof siblings cached: receipts."""
 
 
 def now_ms() -> int:
@@ -82,8 +84,9 @@ class Ledger:
         self._tails: OrderedDict[tuple[int, int], list[bytes]] = OrderedDict()
         self._tail_cache_size = 1024
         self._nodes: dict[NodeID, bytes] = {}
-        """Complete nodes met in inclusion proofs (they never change): the receipts of one block
-        share most of their siblings."""
+        """Complete nodes met in inclusion proofs of recent leaves (they never change): the
+        receipts of one block share most of their siblings. Older leaves' proofs read tiles
+        (cached too), so that proofs cost the same on a small log and a large one."""
         self._node_cache_size = 1 << 16
 
     @classmethod
@@ -245,15 +248,16 @@ class Ledger:
                 self._tails[(size, fork)] = proof[fork:]
                 while len(self._tails) > self._tail_cache_size:
                     self._tails.popitem(last=False)
-            if len(self._nodes) + fork > self._node_cache_size:
-                self._nodes.clear()
-            for level in range(fork):  # the siblings below the fork
-                self._nodes[_node((level, (index >> level) ^ 1))] = proof[level]
+            if size - index <= _RECENT:
+                if len(self._nodes) + fork > self._node_cache_size:
+                    self._nodes.clear()
+                for level in range(fork):  # the siblings below the fork
+                    self._nodes[_node((level, (index >> level) ^ 1))] = proof[level]
             return proof
-        return [
-            *self._complete_nodes([_node((level, (index >> level) ^ 1)) for level in range(fork)]),
-            *tail,
-        ]
+        siblings = [_node((level, (index >> level) ^ 1)) for level in range(fork)]
+        if size - index <= _RECENT:
+            return [*self._complete_nodes(siblings), *tail]
+        return [*node_hashes(siblings, self.read_strata), *tail]
 
     def _complete_nodes(self, nodes: list[NodeID]) -> list[bytes]:
         known = self._nodes
