@@ -14,6 +14,7 @@ import struct
 import tempfile
 import time
 import urllib.parse
+import weakref
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -266,6 +267,28 @@ def create_app(
         service.metrics.verdict("NOT_FOUND")
         return _json({"verdict": "NOT_FOUND", "verdict_zh": VERDICTS_ZH["NOT_FOUND"], "steps": []})
 
+    intakes: weakref.WeakKeyDictionary[
+        asyncio.AbstractEventLoop, list[tuple[list[Deposit], asyncio.Future[list[Receipt]]]]
+    ] = weakref.WeakKeyDictionary()
+    """Single deposits parsed in this turn of each event loop, not yet submitted."""
+
+    def intake_of(
+        loop: asyncio.AbstractEventLoop,
+    ) -> list[tuple[list[Deposit], asyncio.Future[list[Receipt]]]]:
+        return intakes.setdefault(loop, [])
+
+    def submit_singles(loop: asyncio.AbstractEventLoop) -> None:
+        singles = intake_of(loop)
+        batch = singles.copy()
+        singles.clear()
+        try:
+            refusals = service.sequencer.submit_each_for(batch, loop)
+        except Exception as exc:  # the sequencer is not running
+            refusals = [exc] * len(batch)
+        for (_, waiter), refusal in zip(batch, refusals, strict=True):
+            if refusal is not None:
+                _refused(waiter, refusal)
+
     v1 = APIRouter(prefix="/v1")
 
     # --- deposits ----------------------------------------------------------------------------
@@ -326,10 +349,15 @@ def create_app(
                     loop.call_soon_threadsafe(_refused, waiter, exc)
 
         if len(items) == 1 and original is None:
-            # One deposit is admitted right here: a thread would cost more than its one
+            # One deposit is admitted on the loop — a thread would cost more than its one
             # signature check, as every thread that gives the GIL up while the loop is busy
-            # waits up to a switch interval (5 ms) to have it back.
-            submit()
+            # waits up to a switch interval (5 ms) to have it back — together with the others
+            # that came in the same turn of the loop, which the writer then takes as one block.
+            deposits = parse()
+            singles = intake_of(loop)
+            singles.append((deposits, waiter))
+            if len(singles) == 1:
+                loop.call_soon(submit_singles, loop)
         else:
             # A batch's parsing and signature checks run off the event loop (thousands take a
             # while; cryptography releases the GIL as it verifies), and so does an original.

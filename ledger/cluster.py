@@ -196,6 +196,23 @@ class ClusterSequencer(Sequencer):
 
         queued.add_done_callback(settle)
 
+    def submit_each_for(
+        self,
+        requests: Sequence[tuple[Sequence[Deposit], asyncio.Future[list[Receipt]]]],
+        loop: asyncio.AbstractEventLoop,
+    ) -> list[Exception | None]:
+        if self._sequencing_here():
+            return super().submit_each_for(requests, loop)
+        outcomes: list[Exception | None] = []
+        for deposits, waiter in requests:  # through the intake queue, one by one
+            try:
+                self.submit_for(deposits, loop, waiter)
+            except Exception as exc:
+                outcomes.append(exc)
+            else:
+                outcomes.append(None)
+        return outcomes
+
     def _queue_for_sequencer(self, deposits: Sequence[Deposit]) -> Future[list[Receipt]]:
         now = self.ledger.clock()
         if self.admit is not None:

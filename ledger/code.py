@@ -15,6 +15,7 @@ True
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 
 from stdnum.iso7064 import mod_37_36
@@ -27,6 +28,8 @@ CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 CODE_BYTES = 10
 """80 bits of the leaf hash."""
 _PREFIX = "CZ"
+_TO_CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", CROCKFORD.encode())
+"""RFC 4648 base32 digits to Crockford's (the same 5-bit values)."""
 _FOLD = str.maketrans({"O": "0", "I": "1", "L": "1"})
 _DROP = str.maketrans("", "", "- \t\u00a0\u3000")
 _VALUE = {c: i for i, c in enumerate(CROCKFORD)}
@@ -49,8 +52,8 @@ class DepositCode:
     @property
     def body(self) -> str:
         """The 16 Crockford characters."""
-        n = int.from_bytes(self.bits, "big")
-        return "".join(CROCKFORD[(n >> shift) & 31] for shift in range(75, -1, -5))
+        # 80 bits are 16 base32 digits exactly: no padding.
+        return base64.b32encode(self.bits).translate(_TO_CROCKFORD).decode()
 
     @property
     def check(self) -> str:

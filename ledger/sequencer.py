@@ -203,6 +203,38 @@ class Sequencer:
         the writer the GIL back, up to a switch interval while the loop is busy."""
         self._enqueue(deposits, self._received(deposits), (loop, waiter))
 
+    def submit_each_for(
+        self,
+        requests: Sequence[tuple[Sequence[Deposit], asyncio.Future[list[Receipt]]]],
+        loop: asyncio.AbstractEventLoop,
+    ) -> list[Exception | None]:
+        """:meth:`submit_for` of many requests at once: each is admitted on its own (its
+        refusal is returned in its place, nothing of it queued), then all are queued together,
+        so that the writer, woken by the first, finds the others there and makes one block of
+        them (the writer's cost is mostly per block)."""
+        if self._closed or self._thread is None:
+            raise Unavailable("the sequencer is not running")
+        now = self.ledger.clock()
+        received_at = format_time(now)
+        outcomes: list[Exception | None] = []
+        admitted = []
+        for deposits, waiter in requests:
+            try:
+                if self.admit is not None:
+                    self.admit(deposits, now)
+                admitted.append((deposits, [build_entry(d, received_at) for d in deposits], waiter))
+            except Exception as exc:
+                outcomes.append(exc)
+            else:
+                outcomes.append(None)
+        positions = [i for i, outcome in enumerate(outcomes) if outcome is None]
+        for position, (deposits, leaves, waiter) in zip(positions, admitted, strict=True):
+            try:
+                self._enqueue(deposits, leaves, (loop, waiter))
+            except Unavailable as exc:  # back pressure
+                outcomes[position] = exc
+        return outcomes
+
     def _enqueue(
         self,
         deposits: Sequence[Deposit],

@@ -295,3 +295,46 @@ def test_limits_are_settable(service: Service, lender: Lender, tmp_path: Path) -
         assert (r.status_code, r.json()["code"]) == (413, "too_large")
         big = c.post("/v1/deposits", content=b"{" + b" " * 5000 + b"}", headers=auth(token))
         assert (big.status_code, big.json()["code"]) == (413, "too_large")
+
+
+def test_single_deposits_arriving_together_share_a_block_and_refusals_stay_their_own(
+    service: Service, lender: Lender, tokens: dict[str, str], tmp_path: Path
+) -> None:
+    """Single deposits parsed in one turn of the event loop are admitted one by one and
+    committed as one block; a bad signature among them is refused alone."""
+    import asyncio
+
+    import httpx
+
+    bodies = []
+    for n in range(12):
+        path = tmp_path / f"c{n}.pdf"
+        path.write_bytes(b"%%PDF together %d" % n)
+        bodies.append(lender.deposit(path).to_object())
+    bodies[5]["sig"] = {**bodies[5]["sig"], "value": base64.b64encode(b"x" * 64).decode()}
+    blocks = service.sequencer.blocks
+
+    async def send_all() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=create_app(service))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            return await asyncio.gather(
+                *(http.post("/v1/deposits", json=b, headers=auth(tokens["depositor"]))
+                  for b in bodies)
+            )  # fmt: skip
+
+    responses = asyncio.run(send_all())
+    statuses = [r.status_code for r in responses]
+    assert statuses == [201] * 5 + [422] + [201] * 6, [r.text for r in responses]
+    assert responses[5].json()["code"] == "signature_invalid"
+    receipts = [r.json()["receipts"][0] for n, r in enumerate(responses) if n != 5]
+    assert sorted(r["index"] for r in receipts) == list(range(11))
+    assert service.sequencer.blocks - blocks < 11  # grouped, not one block per request
+    for r in receipts:
+        proof = [base64.b64decode(h) for h in r["inclusion_proof"]]
+        verify_inclusion(
+            index=r["index"],
+            size=r["tree_size"],
+            leaf_hash=base64.b64decode(r["leaf_hash"]),
+            root=service.ledger.root(r["tree_size"]),
+            path=proof,
+        )

@@ -121,3 +121,9 @@ def test_round_trip_and_stdnum_agrees(h: bytes) -> None:
 def test_garbage_never_crashes(text: str) -> None:
     with contextlib.suppress(InvalidDepositCode):
         parse_code(text)
+
+
+@given(st.binary(min_size=10, max_size=10))
+def test_body_is_the_80_bits_in_crockford_digits(bits: bytes) -> None:
+    n = int.from_bytes(bits, "big")
+    assert DepositCode(bits).body == "".join(CROCKFORD[(n >> s) & 31] for s in range(75, -1, -5))
