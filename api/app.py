@@ -9,13 +9,17 @@ import base64
 import contextlib
 import datetime as dt
 import itertools
+import multiprocessing
 import secrets
 import struct
 import tempfile
+import threading
 import time
 import urllib.parse
 import weakref
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -33,7 +37,9 @@ from ledger.errors import CaseNotFound, InvalidInput, NotFound, TooLarge, Unavai
 from ledger.log import now_ms
 from ledger.sequencer import Receipt
 from ledger.tiles import ENTRY_BUNDLE_LEVEL, TILE_WIDTH, parse_tile_path
+from verifier.admission import Admission
 from verifier.bundle import VERDICTS_ZH, Report, present, verify_bundle
+from verifier.signature import PublicKey, verify_batch
 
 from . import documents, problems
 from .operations import AccessLog
@@ -57,6 +63,38 @@ class Limits:
 MAX_SIZE = (1 << 63) - 1
 """The largest tree size or index a request may name (stores keep them as 64-bit integers)."""
 TreeSize = Annotated[int, Path(ge=0, le=MAX_SIZE)]
+
+
+_SIGNATURES: ProcessPoolExecutor | None = None
+_SIGNATURES_LOCK = threading.Lock()
+
+
+def signature_process() -> ProcessPoolExecutor:
+    """The process single deposits' signatures are checked in (one for the whole process,
+    started at first use, and again if it dies)."""
+    global _SIGNATURES
+    with _SIGNATURES_LOCK:
+        if _SIGNATURES is None:
+            _SIGNATURES = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        return _SIGNATURES
+
+
+async def verify_elsewhere(
+    items: list[tuple[bytes, bytes, str, bytes]], loop: asyncio.AbstractEventLoop
+) -> list[bool]:
+    """:func:`verifier.signature.verify_batch` in :func:`signature_process`; on the loop if
+    that process cannot be had (it died: it is started again for the next batch)."""
+    global _SIGNATURES
+    if not items:
+        return []
+    pool = signature_process()
+    try:
+        return await loop.run_in_executor(pool, verify_batch, items)
+    except (BrokenProcessPool, RuntimeError):
+        with _SIGNATURES_LOCK:
+            if _SIGNATURES is pool:
+                _SIGNATURES = None
+        return verify_batch(items)
 
 
 def _refused(waiter: asyncio.Future[Any], error: Exception) -> None:
@@ -277,12 +315,69 @@ def create_app(
     ) -> list[tuple[list[Deposit], asyncio.Future[list[Receipt]]]]:
         return intakes.setdefault(loop, [])
 
+    admitting: set[asyncio.Task[None]] = set()
+    """Admissions under way (a task is only weakly held by its loop)."""
+
     def submit_singles(loop: asyncio.AbstractEventLoop) -> None:
         singles = intake_of(loop)
         batch = singles.copy()
         singles.clear()
+        admission = service.sequencer.admit
+        if isinstance(admission, Admission):
+            task = loop.create_task(admit_singles(admission, batch, loop))
+            admitting.add(task)
+            task.add_done_callback(admitting.discard)
+        else:
+            submit_admitted(batch, loop, None)
+
+    async def admit_singles(
+        admission: Admission,
+        batch: list[tuple[list[Deposit], asyncio.Future[list[Receipt]]]],
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        """Admit single deposits with their signatures checked in another process (on another
+        core than the loop's), then queue the admitted ones together."""
+        now = service.ledger.clock()
+        prepared = []
+        for deposits, waiter in batch:
+            try:
+                prepared.append((deposits, waiter, admission.prepare(deposits, now)))
+            except Exception as exc:
+                _refused(waiter, exc)
+        checks = [c for _, _, cs in prepared for c in cs]
+        if not all(isinstance(parsed, PublicKey) for _, _, parsed in checks):
+            verdicts = [admission.registry.verify_signatures([c]) is None for c in checks]
+        else:
+            items = [
+                (parsed.spki, d.statement.signed_hash, d.sig.alg, bytes(d.sig.value))
+                for _, d, parsed in checks
+            ]
+            verdicts = await verify_elsewhere(items, loop)
+        admitted = []
+        at = 0
+        for deposits, waiter, cs in prepared:
+            ok = verdicts[at : at + len(cs)]
+            at += len(cs)
+            if all(ok):
+                admitted.append((deposits, waiter))
+                continue
+            try:  # the precise error, from the first signature found wrong
+                admission.verify_signatures([c for c, good in zip(cs, ok, strict=True) if not good])
+            except Exception as exc:
+                _refused(waiter, exc)
+            else:
+                admitted.append((deposits, waiter))  # wrong there, right here: trust here
+        submit_admitted(admitted, loop, now)
+
+    def submit_admitted(
+        batch: list[tuple[list[Deposit], asyncio.Future[list[Receipt]]]],
+        loop: asyncio.AbstractEventLoop,
+        admitted_at: int | None,
+    ) -> None:
+        if not batch:
+            return
         try:
-            refusals = service.sequencer.submit_each_for(batch, loop)
+            refusals = service.sequencer.submit_each_for(batch, loop, admitted_at=admitted_at)
         except Exception as exc:  # the sequencer is not running
             refusals = [exc] * len(batch)
         for (_, waiter), refusal in zip(batch, refusals, strict=True):

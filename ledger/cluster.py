@@ -200,11 +200,15 @@ class ClusterSequencer(Sequencer):
         self,
         requests: Sequence[tuple[Sequence[Deposit], asyncio.Future[list[Receipt]]]],
         loop: asyncio.AbstractEventLoop,
+        *,
+        admitted_at: int | None = None,
     ) -> list[Exception | None]:
         if self._sequencing_here():
-            return super().submit_each_for(requests, loop)
+            return super().submit_each_for(requests, loop, admitted_at=admitted_at)
+        # Through the intake queue, one by one (admitted again there: its checks are cheap
+        # beside a round trip to the database).
         outcomes: list[Exception | None] = []
-        for deposits, waiter in requests:  # through the intake queue, one by one
+        for deposits, waiter in requests:
             try:
                 self.submit_for(deposits, loop, waiter)
             except Exception as exc:

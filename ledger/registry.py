@@ -255,6 +255,22 @@ class Registry:
         Raises the first problem, with ``details["position"]`` naming the deposit. Large batches
         verify their signatures on all cores (the signature libraries release the GIL).
         """
+        checks = self.signature_checks(deposits, at)
+        if len(checks) < PARALLEL_FROM:
+            failure = self.verify_signatures(checks)
+        else:
+            size = -(-len(checks) // WORKERS)
+            parts = [checks[i : i + size] for i in range(0, len(checks), size)]
+            failures = [f for f in _pool().map(self.verify_signatures, parts) if f is not None]
+            failure = min(failures, key=lambda f: f.details["position"], default=None)
+        if failure is not None:
+            raise failure
+
+    def signature_checks(
+        self, deposits: Sequence[Deposit], at: int
+    ) -> list[tuple[int, Deposit, Any]]:
+        """Every check of :meth:`admit` but the signatures themselves, which are returned —
+        (position, deposit, parsed key) — for :meth:`verify_signatures`, or another process."""
         records: dict[str, Depositor] = {}
         checks: list[tuple[int, Deposit, Any]] = []
         for position, deposit in enumerate(deposits):
@@ -283,17 +299,11 @@ class Registry:
                 exc.details.setdefault("position", position)
                 raise
             checks.append((position, deposit, parsed))
-        if len(checks) < PARALLEL_FROM:
-            failure = self._verify(checks)
-        else:
-            size = -(-len(checks) // WORKERS)
-            parts = [checks[i : i + size] for i in range(0, len(checks), size)]
-            failures = [f for f in _pool().map(self._verify, parts) if f is not None]
-            failure = min(failures, key=lambda f: f.details["position"], default=None)
-        if failure is not None:
-            raise failure
+        return checks
 
-    def _verify(self, checks: Sequence[tuple[int, Deposit, Any]]) -> SignatureInvalid | None:
+    def verify_signatures(
+        self, checks: Sequence[tuple[int, Deposit, Any]]
+    ) -> SignatureInvalid | None:
         """The first signature that does not verify, as an error naming its position."""
         for position, deposit, parsed in checks:
             statement, sig = deposit.statement, deposit.sig

@@ -207,20 +207,24 @@ class Sequencer:
         self,
         requests: Sequence[tuple[Sequence[Deposit], asyncio.Future[list[Receipt]]]],
         loop: asyncio.AbstractEventLoop,
+        *,
+        admitted_at: int | None = None,
     ) -> list[Exception | None]:
         """:meth:`submit_for` of many requests at once: each is admitted on its own (its
         refusal is returned in its place, nothing of it queued), then all are queued together,
         so that the writer, woken by the first, finds the others there and makes one block of
-        them (the writer's cost is mostly per block)."""
+        them (the writer's cost is mostly per block). With ``admitted_at`` (Unix ms), the
+        caller has admitted them itself then (signatures checked in another process), and that
+        is their receipt time."""
         if self._closed or self._thread is None:
             raise Unavailable("the sequencer is not running")
-        now = self.ledger.clock()
+        now = self.ledger.clock() if admitted_at is None else admitted_at
         received_at = format_time(now)
         outcomes: list[Exception | None] = []
         admitted = []
         for deposits, waiter in requests:
             try:
-                if self.admit is not None:
+                if self.admit is not None and admitted_at is None:
                     self.admit(deposits, now)
                 admitted.append((deposits, [build_entry(d, received_at) for d in deposits], waiter))
             except Exception as exc:

@@ -9,6 +9,7 @@ written.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from cryptography import x509
 
@@ -30,6 +31,23 @@ class Admission:
 
     def __call__(self, deposits: Sequence[Deposit], at: int) -> None:
         self.registry.admit(deposits, at)
+        self._check_tokens(deposits)
+
+    def prepare(self, deposits: Sequence[Deposit], at: int) -> list[tuple[int, Deposit, Any]]:
+        """Every check but the depositors' signatures, which are returned for
+        :meth:`verify_signatures` (here) or :func:`verifier.signature.verify_batch` (in another
+        process): the same checks as calling this admission, in another order."""
+        checks = self.registry.signature_checks(deposits, at)
+        self._check_tokens(deposits)
+        return checks
+
+    def verify_signatures(self, checks: Sequence[tuple[int, Deposit, Any]]) -> None:
+        """Raise the first signature of ``checks`` (from :meth:`prepare`) that does not verify."""
+        failure = self.registry.verify_signatures(checks)
+        if failure is not None:
+            raise failure
+
+    def _check_tokens(self, deposits: Sequence[Deposit]) -> None:
         for position, deposit in enumerate(deposits):
             if deposit.tst is None:
                 continue

@@ -58,6 +58,7 @@ import binascii
 import hashlib
 import importlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Protocol, cast
@@ -84,6 +85,7 @@ __all__ = [
     "StatementKeys",
     "key_allows",
     "load_public_key",
+    "verify_batch",
     "verify_statement",
 ]
 
@@ -518,3 +520,28 @@ class StatementKeys:
 
     def verify(self, statement_hash: bytes, alg: str, signature: bytes, key: PublicKey) -> None:
         verify_statement(statement_hash, alg, signature, key)
+
+
+_BATCH_KEYS: dict[bytes, PublicKey] = {}
+"""Keys :func:`verify_batch` has loaded, by SubjectPublicKeyInfo (a worker process's own)."""
+
+
+def verify_batch(items: Sequence[tuple[bytes, bytes, str, bytes]]) -> list[bool]:
+    """Whether each ``(spki, statement_hash, sig_alg, signature)`` verifies: for a process of
+    its own, so that signatures are checked on another core than the event loop's. It says no
+    more than yes or no; whoever asked checks a ``False`` again itself for the precise error.
+    """
+    out = []
+    for spki, statement_hash, alg, signature in items:
+        try:
+            key = _BATCH_KEYS.get(spki)
+            if key is None:
+                if len(_BATCH_KEYS) >= 4096:
+                    _BATCH_KEYS.clear()
+                key = _BATCH_KEYS[spki] = load_public_key(spki)
+            verify_statement(statement_hash, alg, signature, key)
+        except Exception:  # any failure is a no, checked again by the caller
+            out.append(False)
+        else:
+            out.append(True)
+    return out

@@ -104,3 +104,33 @@ def test_no_roots_no_tokens(setup: Setup) -> None:
     with pytest.raises(InvalidInput, match="trust no depositor TSA"):
         strict([deposit(key, "sha256", b"e", token)], ledger.clock())
     strict([deposit(key, "sha256", b"e", None)], ledger.clock())
+
+
+def test_verify_batch_says_which_signatures_verify() -> None:
+    """The other process's check: yes for a good signature, no for a flipped bit, a wrong key,
+    an unknown algorithm or a malformed key — never an exception."""
+    import hashlib
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from verifier.signature import verify_batch
+
+    def spki(key: Ed25519PrivateKey) -> bytes:
+        return key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+
+    one, other = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    h = hashlib.sha256(b"statement").digest()
+    sig = one.sign(h)
+    flipped = bytes([sig[0] ^ 1]) + sig[1:]
+    items = [
+        (spki(one), h, "ed25519", sig),
+        (spki(one), h, "ed25519", flipped),
+        (spki(other), h, "ed25519", sig),
+        (spki(one), h, "no-such-alg", sig),
+        (b"not a key", h, "ed25519", sig),
+        (spki(one), h, "ed25519", sig),
+    ]
+    assert verify_batch(items) == [True, False, False, False, False, True]
