@@ -58,7 +58,7 @@ from .entry import Deposit
 from .errors import CunzhengError, StorageError, Unavailable
 from .log import Ledger
 from .merkle import leaf_hash
-from .sequencer import Receipt, Sequencer, _Pending, _refuse, _settle
+from .sequencer import Receipt, Sequencer, _attempt, _Pending, _refuse, _settle
 from .storage.postgres import (
     HEAD_CHANNEL,
     INTAKE_CHANNEL,
@@ -207,15 +207,7 @@ class ClusterSequencer(Sequencer):
             return super().submit_each_for(requests, loop, admitted_at=admitted_at)
         # Through the intake queue, one by one (admitted again there: its checks are cheap
         # beside a round trip to the database).
-        outcomes: list[Exception | None] = []
-        for deposits, waiter in requests:
-            try:
-                self.submit_for(deposits, loop, waiter)
-            except Exception as exc:
-                outcomes.append(exc)
-            else:
-                outcomes.append(None)
-        return outcomes
+        return [_attempt(self.submit_for, d, loop, w) for d, w in requests]
 
     def _queue_for_sequencer(self, deposits: Sequence[Deposit]) -> Future[list[Receipt]]:
         now = self.ledger.clock()

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from .checkpoint import Checkpoint
 from .code import DepositCode
@@ -69,6 +69,15 @@ class _Pending:
 
 
 _Outcome = tuple["asyncio.Future[list[Receipt]]", list[Receipt] | None, BaseException | None]
+
+
+def _attempt(step: Callable[..., object], *args: Any) -> Exception | None:
+    """Call ``step(*args)``; the exception it raised, or ``None``."""
+    try:
+        step(*args)
+    except Exception as exc:
+        return exc
+    return None
 
 
 def _refuse(item: _Pending, error: Exception) -> None:
@@ -168,13 +177,17 @@ class Sequencer:
         order, once they are durable. They may be spread over more than one block."""
         return self._enqueue(deposits, self._received(deposits))
 
-    def _received(self, deposits: Sequence[Deposit]) -> list[bytes]:
-        """The entries of deposits received now, once admitted."""
+    def _received(self, deposits: Sequence[Deposit], admitted_at: int | None = None) -> list[bytes]:
+        """The entries of deposits received now, once admitted — or received at
+        ``admitted_at`` (Unix ms), when the caller admitted them itself then."""
         if self._closed or self._thread is None:
             raise Unavailable("the sequencer is not running")
-        now = self.ledger.clock()
-        if self.admit is not None:
-            self.admit(deposits, now)
+        if admitted_at is not None:
+            now = admitted_at
+        else:
+            now = self.ledger.clock()
+            if self.admit is not None:
+                self.admit(deposits, now)
         received_at = format_time(now)
         return [build_entry(d, received_at) for d in deposits]
 
@@ -216,27 +229,15 @@ class Sequencer:
         them (the writer's cost is mostly per block). With ``admitted_at`` (Unix ms), the
         caller has admitted them itself then (signatures checked in another process), and that
         is their receipt time."""
-        if self._closed or self._thread is None:
-            raise Unavailable("the sequencer is not running")
-        now = self.ledger.clock() if admitted_at is None else admitted_at
-        received_at = format_time(now)
-        outcomes: list[Exception | None] = []
-        admitted = []
-        for deposits, waiter in requests:
-            try:
-                if self.admit is not None and admitted_at is None:
-                    self.admit(deposits, now)
-                admitted.append((deposits, [build_entry(d, received_at) for d in deposits], waiter))
-            except Exception as exc:
-                outcomes.append(exc)
-            else:
-                outcomes.append(None)
-        positions = [i for i, outcome in enumerate(outcomes) if outcome is None]
-        for position, (deposits, leaves, waiter) in zip(positions, admitted, strict=True):
-            try:
-                self._enqueue(deposits, leaves, (loop, waiter))
-            except Unavailable as exc:  # back pressure
-                outcomes[position] = exc
+        leaves: list[list[bytes]] = []
+        outcomes = [
+            _attempt(lambda d: leaves.append(self._received(d, admitted_at)), deposits)
+            for deposits, _ in requests
+        ]
+        admitted = iter(leaves)
+        for n, (deposits, waiter) in enumerate(requests):
+            if outcomes[n] is None:  # queued only now, all together; back pressure may refuse
+                outcomes[n] = _attempt(self._enqueue, deposits, next(admitted), (loop, waiter))
         return outcomes
 
     def _enqueue(

@@ -127,9 +127,11 @@ class RocksStore:
         self._no_sync.sync = False
         self._lock = threading.Lock()
         self._durable: Head | None = None
-        """The head as of the last durable write (read-write stores): every log read is bounded
-        by it."""
-        if not read_only:
+        """The head as of the last durable write: every log read is bounded by it. A read-only
+        store sees the database as it was when opened, so its head never moves."""
+        if read_only:
+            self._durable = self._stored_head()
+        else:
             self._recover()
 
     def _recover(self) -> None:
@@ -143,9 +145,6 @@ class RocksStore:
 
     def _bound(self) -> int:
         """Entries below this index may be read: the durable head's size."""
-        if self.read_only:
-            head = self._stored_head()
-            return 0 if head is None else head.size
         durable = self._durable
         return 0 if durable is None else durable.size
 
@@ -186,9 +185,7 @@ class RocksStore:
         return value
 
     def head(self) -> Head | None:
-        if not self.read_only:
-            return self._durable
-        return self._stored_head()
+        return self._durable
 
     def _stored_head(self) -> Head | None:
         raw = self._get(_HEAD)
