@@ -9,17 +9,13 @@ import base64
 import contextlib
 import datetime as dt
 import itertools
-import multiprocessing
 import secrets
 import struct
 import tempfile
-import threading
 import time
 import urllib.parse
 import weakref
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -45,9 +41,13 @@ from . import documents, problems
 from .operations import AccessLog
 from .problems import Problem
 from .service import ApiKey, Service
+from .signatures import SignatureProcessGone, signature_process
 from .uploads import ALL_ALGORITHMS, FileSink, read_form
 
 __all__ = ["DEFAULT_PUBLIC_URL", "Limits", "create_app"]
+
+Check = tuple[int, Deposit, Any]
+""":meth:`verifier.admission.Admission.prepare`'s signature checks: (position, deposit, key)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,36 +65,16 @@ MAX_SIZE = (1 << 63) - 1
 TreeSize = Annotated[int, Path(ge=0, le=MAX_SIZE)]
 
 
-_SIGNATURES: ProcessPoolExecutor | None = None
-_SIGNATURES_LOCK = threading.Lock()
-
-
-def signature_process() -> ProcessPoolExecutor:
-    """The process single deposits' signatures are checked in (one for the whole process,
-    started at first use, and again if it dies)."""
-    global _SIGNATURES
-    with _SIGNATURES_LOCK:
-        if _SIGNATURES is None:
-            _SIGNATURES = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-        return _SIGNATURES
-
-
-async def verify_elsewhere(
-    items: list[tuple[bytes, bytes, str, bytes]], loop: asyncio.AbstractEventLoop
-) -> list[bool]:
-    """:func:`verifier.signature.verify_batch` in :func:`signature_process`; on the loop if
-    that process cannot be had (it died: it is started again for the next batch)."""
-    global _SIGNATURES
-    if not items:
-        return []
-    pool = signature_process()
+async def verify_elsewhere(items: list[tuple[bytes, bytes, str, bytes]]) -> list[bool]:
+    """:func:`verifier.signature.verify_batch` in the loop's signature process
+    (:mod:`api.signatures`). If that process cannot be had, here: on the loop for a few, in a
+    thread for more; the process is started again for the next call."""
     try:
-        return await loop.run_in_executor(pool, verify_batch, items)
-    except (BrokenProcessPool, RuntimeError):
-        with _SIGNATURES_LOCK:
-            if _SIGNATURES is pool:
-                _SIGNATURES = None
-        return verify_batch(items)
+        return await signature_process().verify(items)
+    except (SignatureProcessGone, OSError):
+        if len(items) <= 64:
+            return verify_batch(items)
+        return await run_in_threadpool(verify_batch, items)
 
 
 def _refused(waiter: asyncio.Future[Any], error: Exception) -> None:
@@ -344,15 +324,26 @@ def create_app(
                 prepared.append((deposits, waiter, admission.prepare(deposits, now)))
             except Exception as exc:
                 _refused(waiter, exc)
+        await admit_prepared(admission, prepared, loop, now)
+
+    async def admit_prepared(
+        admission: Admission,
+        prepared: list[tuple[list[Deposit], asyncio.Future[list[Receipt]], list[Check]]],
+        loop: asyncio.AbstractEventLoop,
+        now: int,
+    ) -> None:
+        """Check the signatures of requests :meth:`Admission.prepare` passed, in the signature
+        process; refuse a request with a wrong one (the precise error found here), and queue
+        the others together, received ``now``."""
         checks = [c for _, _, cs in prepared for c in cs]
-        if not all(isinstance(parsed, PublicKey) for _, _, parsed in checks):
-            verdicts = [admission.registry.verify_signatures([c]) is None for c in checks]
-        else:
+        if all(isinstance(parsed, PublicKey) for _, _, parsed in checks):
             items = [
                 (parsed.spki, d.statement.signed_hash, d.sig.alg, bytes(d.sig.value))
                 for _, d, parsed in checks
             ]
-            verdicts = await verify_elsewhere(items, loop)
+            verdicts = await verify_elsewhere(items)
+        else:  # a key verify_batch cannot take (SM2): here, one by one
+            verdicts = [admission.registry.verify_signatures([c]) is None for c in checks]
         admitted = []
         at = 0
         for deposits, waiter, cs in prepared:
@@ -425,10 +416,29 @@ def create_app(
 
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[list[Receipt]] = loop.create_future()
+        admission = service.sequencer.admit
+
+        def admit_batch(
+            admission: Admission,
+            prepared: list[tuple[list[Deposit], asyncio.Future[list[Receipt]], list[Check]]],
+            now: int,
+        ) -> None:
+            task = loop.create_task(admit_prepared(admission, prepared, loop, now))
+            admitting.add(task)
+            task.add_done_callback(admitting.discard)
 
         def submit() -> None:
             try:
                 deposits = parse()
+                if original is None and isinstance(admission, Admission):
+                    now = service.ledger.clock()
+                    checks = admission.prepare(deposits, now)
+                    if not all(isinstance(parsed, PublicKey) for _, _, parsed in checks):
+                        admission.verify_signatures(checks)  # SM2: here, off the loop
+                        checks = []
+                    prepared = [(deposits, waiter, checks)]
+                    loop.call_soon_threadsafe(admit_batch, admission, prepared, now)
+                    return
                 if original is not None:
                     if len(deposits) != 1:
                         raise InvalidInput("an original comes with exactly one deposit")
@@ -454,8 +464,9 @@ def create_app(
             if len(singles) == 1:
                 loop.call_soon(submit_singles, loop)
         else:
-            # A batch's parsing and signature checks run off the event loop (thousands take a
-            # while; cryptography releases the GIL as it verifies), and so does an original.
+            # A batch is parsed off the event loop (thousands take a while), and its signatures
+            # are checked in the signature process; a deposit with its original is checked,
+            # and its file kept, off the loop too.
             try:
                 service.intake.submit(submit)
             except RuntimeError as exc:  # shut down

@@ -200,6 +200,31 @@ def test_deposit_refusals_write_nothing(
     assert service.ledger.head_size() == 0
 
 
+def test_a_batch_with_one_wrong_signature_is_refused_whole_and_says_where(
+    client: TestClient, service: Service, lender: Lender, tokens: dict[str, str], tmp_path: Path
+) -> None:
+    """A batch's signatures are checked in the signature process; the first wrong one is
+    named by its position, and nothing of the batch is written."""
+    bodies = []
+    for n in range(6):
+        path = tmp_path / f"b{n}.pdf"
+        path.write_bytes(b"batch %d" % n)
+        bodies.append(lender.deposit(path).to_object())
+    h = auth(tokens["depositor"])
+    for wrong in (0, 4):
+        batch = json.loads(json.dumps(bodies))
+        value = bytearray(base64.b64decode(batch[wrong]["sig"]["value"]))
+        value[10] ^= 0x01
+        batch[wrong]["sig"]["value"] = base64.b64encode(bytes(value)).decode()
+        r = client.post("/v1/deposits", json={"deposits": batch}, headers=h)
+        assert (r.status_code, r.json()["code"]) == (422, "signature_invalid"), r.text
+        assert r.json()["details"]["position"] == wrong, r.text
+    assert service.ledger.head_size() == 0
+    r = client.post("/v1/deposits", json={"deposits": bodies}, headers=h)
+    assert r.status_code == 201, r.text
+    assert [x["index"] for x in r.json()["receipts"]] == list(range(6))
+
+
 ROUTES = [
     ("POST", "/v1/deposits", {"depositor"}),
     ("GET", "/v1/deposits/{code}/bundle", {"depositor", "judge", "auditor"}),
