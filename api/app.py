@@ -9,6 +9,7 @@ import base64
 import contextlib
 import datetime as dt
 import itertools
+import logging
 import secrets
 import struct
 import tempfile
@@ -16,7 +17,7 @@ import time
 import urllib.parse
 import weakref
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import orjson
@@ -45,6 +46,8 @@ from .signatures import SignatureProcessGone, signature_process
 from .uploads import ALL_ALGORITHMS, FileSink, read_form
 
 __all__ = ["DEFAULT_PUBLIC_URL", "Limits", "create_app"]
+
+log = logging.getLogger(__name__)
 
 Check = tuple[int, Deposit, Any]
 """:meth:`verifier.admission.Admission.prepare`'s signature checks: (position, deposit, key)."""
@@ -75,6 +78,70 @@ async def verify_elsewhere(items: list[tuple[bytes, bytes, str, bytes]]) -> list
         if len(items) <= 64:
             return verify_batch(items)
         return await run_in_threadpool(verify_batch, items)
+
+
+def _items(checks: list[Check]) -> list[tuple[bytes, bytes, str, bytes]]:
+    """What :func:`verifier.signature.verify_batch` takes for ``checks`` of public keys."""
+    return [
+        (parsed.spki, d.statement.signed_hash, d.sig.alg, bytes(d.sig.value))
+        for _, d, parsed in checks
+    ]
+
+
+_Single = tuple[list[Deposit], "asyncio.Future[list[Receipt]]", list[Check], list[Any]]
+"""A single deposit request: its deposits, its waiter, its signature checks, and its slot:
+``[the signature process's answer to come, where its verdicts are in it]`` (no answer: checked
+here)."""
+
+CHUNK = 16
+"""Signatures sent to the signature process at a time while a turn takes single deposits in:
+fewer, and the loop pays more per deposit to send and read them; more, and the process starts
+later and the turn's block waits longer for its last answer."""
+
+
+@dataclass(slots=True)
+class _Turn:
+    """The single deposits one turn of an event loop took in, admitted at ``at`` (Unix ms).
+
+    Their signatures go to the signature process :data:`CHUNK` at a time as they come, so it
+    checks them while the loop reads the next; at the end of the turn they are queued together,
+    for the writer to make one block of them."""
+
+    at: int
+    requests: list[_Single] = field(default_factory=list)
+    chunk: list[tuple[bytes, bytes, str, bytes]] = field(default_factory=list)
+    slots: list[list[Any]] = field(default_factory=list)
+    """The slots of the requests whose signatures are in :attr:`chunk`."""
+
+    def add(
+        self,
+        deposits: list[Deposit],
+        waiter: asyncio.Future[list[Receipt]],
+        checks: list[Check],
+        items: list[tuple[bytes, bytes, str, bytes]] | None,
+    ) -> None:
+        """Take a request in; ``items`` (if any) are its signatures for the process."""
+        slot: list[Any] = [None, len(self.chunk)]
+        self.requests.append((deposits, waiter, checks, slot))
+        if items:
+            self.chunk += items
+            self.slots.append(slot)
+            if len(self.chunk) >= CHUNK:
+                self.send()
+
+    def send(self) -> None:
+        """Send the chunk's signatures to the signature process (if it cannot be had, they are
+        checked here, later)."""
+        if not self.chunk:
+            return
+        try:
+            answer = signature_process().verify(self.chunk)
+        except (SignatureProcessGone, OSError):
+            answer = None
+        for slot in self.slots:
+            slot[0] = answer
+        self.chunk = []
+        self.slots = []
 
 
 def _refused(waiter: asyncio.Future[Any], error: Exception) -> None:
@@ -285,80 +352,101 @@ def create_app(
         service.metrics.verdict("NOT_FOUND")
         return _json({"verdict": "NOT_FOUND", "verdict_zh": VERDICTS_ZH["NOT_FOUND"], "steps": []})
 
-    intakes: weakref.WeakKeyDictionary[
-        asyncio.AbstractEventLoop, list[tuple[list[Deposit], asyncio.Future[list[Receipt]]]]
-    ] = weakref.WeakKeyDictionary()
-    """Single deposits parsed in this turn of each event loop, not yet submitted."""
-
-    def intake_of(
-        loop: asyncio.AbstractEventLoop,
-    ) -> list[tuple[list[Deposit], asyncio.Future[list[Receipt]]]]:
-        return intakes.setdefault(loop, [])
-
+    turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Turn] = weakref.WeakKeyDictionary()
+    """The turn under way of each event loop that took single deposits in it."""
     admitting: set[asyncio.Task[None]] = set()
     """Admissions under way (a task is only weakly held by its loop)."""
 
-    def submit_singles(loop: asyncio.AbstractEventLoop) -> None:
-        singles = intake_of(loop)
-        batch = singles.copy()
-        singles.clear()
+    def take_single(deposits: list[Deposit], waiter: asyncio.Future[list[Receipt]]) -> None:
+        """Admit one deposit but for its signature, which goes to the signature process at
+        once — it checks this one while the loop reads the next — and add it to this turn's."""
+        loop = waiter.get_loop()
+        turn = turns.get(loop)
+        if turn is None:
+            turn = turns[loop] = _Turn(service.ledger.clock())
+            loop.call_soon(end_turn, loop)
         admission = service.sequencer.admit
-        if isinstance(admission, Admission):
-            task = loop.create_task(admit_singles(admission, batch, loop))
-            admitting.add(task)
-            task.add_done_callback(admitting.discard)
-        else:
-            submit_admitted(batch, loop, None)
-
-    async def admit_singles(
-        admission: Admission,
-        batch: list[tuple[list[Deposit], asyncio.Future[list[Receipt]]]],
-        loop: asyncio.AbstractEventLoop,
-    ) -> None:
-        """Admit single deposits with their signatures checked in another process (on another
-        core than the loop's), then queue the admitted ones together."""
-        now = service.ledger.clock()
-        prepared = []
-        for deposits, waiter in batch:
-            try:
-                prepared.append((deposits, waiter, admission.prepare(deposits, now)))
-            except Exception as exc:
-                _refused(waiter, exc)
-        await admit_prepared(admission, prepared, loop, now)
-
-    async def admit_prepared(
-        admission: Admission,
-        prepared: list[tuple[list[Deposit], asyncio.Future[list[Receipt]], list[Check]]],
-        loop: asyncio.AbstractEventLoop,
-        now: int,
-    ) -> None:
-        """Check the signatures of requests :meth:`Admission.prepare` passed, in the signature
-        process; refuse a request with a wrong one (the precise error found here), and queue
-        the others together, received ``now``."""
-        checks = [c for _, _, cs in prepared for c in cs]
+        if not isinstance(admission, Admission):
+            turn.add(deposits, waiter, [], None)
+            return
+        checks = admission.prepare(deposits, turn.at)  # a refusal is this request's answer
         if all(isinstance(parsed, PublicKey) for _, _, parsed in checks):
-            items = [
-                (parsed.spki, d.statement.signed_hash, d.sig.alg, bytes(d.sig.value))
-                for _, d, parsed in checks
-            ]
-            verdicts = await verify_elsewhere(items)
-        else:  # a key verify_batch cannot take (SM2): here, one by one
-            verdicts = [admission.registry.verify_signatures([c]) is None for c in checks]
-        admitted = []
-        at = 0
-        for deposits, waiter, cs in prepared:
-            ok = verdicts[at : at + len(cs)]
-            at += len(cs)
-            if all(ok):
-                admitted.append((deposits, waiter))
-                continue
-            try:  # the precise error, from the first signature found wrong
-                admission.verify_signatures([c for c, good in zip(cs, ok, strict=True) if not good])
+            turn.add(deposits, waiter, checks, _items(checks))
+        else:  # a key verify_batch cannot take (SM2): checked here
+            turn.add(deposits, waiter, checks, None)
+
+    def end_turn(loop: asyncio.AbstractEventLoop) -> None:
+        turn = turns.pop(loop)
+        turn.send()
+        admit_later(admit_turn(turn, loop), [waiter for _, waiter, _, _ in turn.requests])
+
+    def admit_later(
+        admitting_them: Coroutine[Any, Any, None], waiters: list[asyncio.Future[list[Receipt]]]
+    ) -> None:
+        """Run an admission as a task of the running loop; should it fail unforeseen, its
+        requests are refused with that error rather than left waiting."""
+
+        async def guarded() -> None:
+            try:
+                await admitting_them
             except Exception as exc:
-                _refused(waiter, exc)
-            else:
-                admitted.append((deposits, waiter))  # wrong there, right here: trust here
-        submit_admitted(admitted, loop, now)
+                log.exception("admission failed")
+                for waiter in waiters:
+                    _refused(waiter, exc)
+
+        task = asyncio.get_running_loop().create_task(guarded())
+        admitting.add(task)
+        task.add_done_callback(admitting.discard)
+
+    async def admit_turn(turn: _Turn, loop: asyncio.AbstractEventLoop) -> None:
+        """Once the signature process has answered for all of a turn's deposits, queue those
+        whose signatures verify, together."""
+        admission = service.sequencer.admit
+        if not isinstance(admission, Admission):  # the sequencer admits them itself
+            submit_admitted([(d, w) for d, w, _, _ in turn.requests], loop, None)
+            return
+        admitted = []
+        for deposits, waiter, checks, (answer, at) in turn.requests:
+            verdicts = None
+            if answer is not None:
+                with contextlib.suppress(SignatureProcessGone):
+                    verdicts = (await answer)[at : at + len(checks)]
+            if verdicts is None:  # the process could not be had, or cannot take the key (SM2)
+                verdicts = [admission.registry.verify_signatures([c]) is None for c in checks]
+            if stands(admission, waiter, checks, verdicts):
+                admitted.append((deposits, waiter))
+        submit_admitted(admitted, loop, turn.at)
+
+    async def admit_batch(
+        admission: Admission,
+        deposits: list[Deposit],
+        waiter: asyncio.Future[list[Receipt]],
+        checks: list[Check],
+        at: int,
+    ) -> None:
+        """A batch admitted at ``at`` but for the signatures of ``checks``: check them in the
+        signature process, then queue the batch if they verify."""
+        verdicts = await verify_elsewhere(_items(checks))
+        if stands(admission, waiter, checks, verdicts):
+            submit_admitted([(deposits, waiter)], waiter.get_loop(), at)
+
+    def stands(
+        admission: Admission,
+        waiter: asyncio.Future[list[Receipt]],
+        checks: list[Check],
+        verdicts: list[bool],
+    ) -> bool:
+        """Whether a request whose signatures got ``verdicts`` stands; if not, it is refused
+        with the precise error of the first wrong one, found here."""
+        if all(verdicts):
+            return True
+        try:
+            wrong = [c for c, ok in zip(checks, verdicts, strict=True) if not ok]
+            admission.verify_signatures(wrong)
+        except Exception as exc:
+            _refused(waiter, exc)
+            return False
+        return True  # wrong there, right here: trust here
 
     def submit_admitted(
         batch: list[tuple[list[Deposit], asyncio.Future[list[Receipt]]]],
@@ -418,15 +506,6 @@ def create_app(
         waiter: asyncio.Future[list[Receipt]] = loop.create_future()
         admission = service.sequencer.admit
 
-        def admit_batch(
-            admission: Admission,
-            prepared: list[tuple[list[Deposit], asyncio.Future[list[Receipt]], list[Check]]],
-            now: int,
-        ) -> None:
-            task = loop.create_task(admit_prepared(admission, prepared, loop, now))
-            admitting.add(task)
-            task.add_done_callback(admitting.discard)
-
         def submit() -> None:
             try:
                 deposits = parse()
@@ -436,8 +515,8 @@ def create_app(
                     if not all(isinstance(parsed, PublicKey) for _, _, parsed in checks):
                         admission.verify_signatures(checks)  # SM2: here, off the loop
                         checks = []
-                    prepared = [(deposits, waiter, checks)]
-                    loop.call_soon_threadsafe(admit_batch, admission, prepared, now)
+                    batch = admit_batch(admission, deposits, waiter, checks, now)
+                    loop.call_soon_threadsafe(admit_later, batch, [waiter])
                     return
                 if original is not None:
                     if len(deposits) != 1:
@@ -458,11 +537,7 @@ def create_app(
             # signature check, as every thread that gives the GIL up while the loop is busy
             # waits up to a switch interval (5 ms) to have it back — together with the others
             # that came in the same turn of the loop, which the writer then takes as one block.
-            deposits = parse()
-            singles = intake_of(loop)
-            singles.append((deposits, waiter))
-            if len(singles) == 1:
-                loop.call_soon(submit_singles, loop)
+            take_single(parse(), waiter)
         else:
             # A batch is parsed off the event loop (thousands take a while), and its signatures
             # are checked in the signature process; a deposit with its original is checked,

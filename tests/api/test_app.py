@@ -322,21 +322,41 @@ def test_limits_are_settable(service: Service, lender: Lender, tmp_path: Path) -
         assert (big.status_code, big.json()["code"]) == (413, "too_large")
 
 
+@pytest.mark.parametrize("process", ["there", "gone"])
 def test_single_deposits_arriving_together_share_a_block_and_refusals_stay_their_own(
-    service: Service, lender: Lender, tokens: dict[str, str], tmp_path: Path
+    service: Service,
+    lender: Lender,
+    tokens: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    process: str,
 ) -> None:
-    """Single deposits parsed in one turn of the event loop are admitted one by one and
-    committed as one block; a bad signature among them is refused alone."""
+    """Single deposits parsed in one turn of the event loop are admitted one by one (their
+    signatures sent to the signature process in chunks as they come) and committed as one
+    block; a bad signature among them is refused alone. Without the signature process, the
+    loop checks them itself, with the same outcome."""
     import asyncio
 
     import httpx
 
+    import api.app
+    from api.signatures import SignatureProcessGone
+
+    if process == "gone":
+
+        def gone() -> None:
+            raise SignatureProcessGone("cannot start")
+
+        monkeypatch.setattr(api.app, "signature_process", gone)
+    count = 2 * api.app.CHUNK + 8  # three chunks, the last one short
+    wrong = {5, api.app.CHUNK, count - 1}
     bodies = []
-    for n in range(12):
+    for n in range(count):
         path = tmp_path / f"c{n}.pdf"
         path.write_bytes(b"%%PDF together %d" % n)
         bodies.append(lender.deposit(path).to_object())
-    bodies[5]["sig"] = {**bodies[5]["sig"], "value": base64.b64encode(b"x" * 64).decode()}
+    for n in wrong:
+        bodies[n]["sig"] = {**bodies[n]["sig"], "value": base64.b64encode(b"x" * 64).decode()}
     blocks = service.sequencer.blocks
 
     async def send_all() -> list[httpx.Response]:
@@ -349,11 +369,13 @@ def test_single_deposits_arriving_together_share_a_block_and_refusals_stay_their
 
     responses = asyncio.run(send_all())
     statuses = [r.status_code for r in responses]
-    assert statuses == [201] * 5 + [422] + [201] * 6, [r.text for r in responses]
-    assert responses[5].json()["code"] == "signature_invalid"
-    receipts = [r.json()["receipts"][0] for n, r in enumerate(responses) if n != 5]
-    assert sorted(r["index"] for r in receipts) == list(range(11))
-    assert service.sequencer.blocks - blocks < 11  # grouped, not one block per request
+    assert statuses == [422 if n in wrong else 201 for n in range(count)], [
+        r.text for r in responses
+    ]
+    assert {responses[n].json()["code"] for n in wrong} == {"signature_invalid"}
+    receipts = [r.json()["receipts"][0] for n, r in enumerate(responses) if n not in wrong]
+    assert sorted(r["index"] for r in receipts) == list(range(count - len(wrong)))
+    assert service.sequencer.blocks - blocks < 4  # grouped, not one block per request
     for r in receipts:
         proof = [base64.b64decode(h) for h in r["inclusion_proof"]]
         verify_inclusion(
