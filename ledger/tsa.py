@@ -177,7 +177,9 @@ class Stamper:
         head_size = head.size if head is not None else 0
         stamped = self.store.latest_timestamped()
         unstamped = sum(1 for _ in self.store.checkpoints(0 if stamped is None else stamped + 1))
-        return Lag(head_size, stamped or 0, unstamped, self.last_error)
+        # With nothing waiting, an error is from before the token that just caught up (stored
+        # before the stamper clears it), or another node's stamper caught up: it is over.
+        return Lag(head_size, stamped or 0, unstamped, self.last_error if unstamped else None)
 
     def _run(self) -> None:
         backoff = self.interval

@@ -106,6 +106,25 @@ def test_tsa_down_then_back_fills_the_gap(tmp_path: Path) -> None:
     assert stamper.lag().last_error is None
 
 
+def test_an_error_is_over_once_nothing_waits() -> None:
+    """The stamper stores its token before it clears its last error: a health check between the
+    two saw nothing waiting and still the old error (a 'degraded' service with no lag). With
+    nothing waiting, an error is over, whoever stamped."""
+    authority, root, _ = credentials()
+    store = MemoryStore()
+    ledger = Ledger.open(store, SIGNER)
+    stamper = Stamper(store, AuthorityClient(authority), verify=verifier_for(root))
+    with Sequencer(ledger) as seq:
+        seq.append([make_deposit(i) for i in range(3)])
+    stamper.last_error = "no TSA answered"  # the stamper's last attempt failed
+    lag = stamper.lag()
+    assert (lag.entries_waiting, lag.last_error) == (3, "no TSA answered")
+    assert stamper.stamp_latest() == 3  # stored; the error not cleared yet
+    assert stamper.last_error == "no TSA answered"
+    lag = stamper.lag()
+    assert (lag.entries_waiting, lag.last_error) == (0, None)
+
+
 @pytest.mark.slow
 def test_openssl_tsa_tokens_are_kept(tmp_path: Path) -> None:
     openssl_tsa = OpenSSLTsa(tmp_path / "openssl")
