@@ -259,6 +259,28 @@ class Ledger:
             return [*self._complete_nodes(siblings), *tail]
         return [*node_hashes(siblings, self.read_strata), *tail]
 
+    def inclusion_proofs(self, indexes: Sequence[int], size: int) -> list[list[bytes]]:
+        """:meth:`inclusion_proof` of each of ``indexes`` in the tree of ``size`` — a batch's
+        receipts. Neighbouring leaves share most of their siblings: each is read once, and
+        each tail (one per fork level) is made once."""
+        if len(indexes) < 2:
+            return [self.inclusion_proof(index, size) for index in indexes]
+        tails: dict[int, list[bytes]] = {}
+        paths = []
+        wanted: dict[NodeID, None] = {}
+        for index in indexes:
+            if not 0 <= index < size:
+                inclusion_plan(index, size)  # raises the precise error
+            fork = (index ^ size).bit_length() - 1
+            if fork not in tails:  # makes (and keeps) the tail
+                tails[fork] = self.inclusion_proof(index, size)[fork:]
+            siblings = [_node((level, (index >> level) ^ 1)) for level in range(fork)]
+            wanted.update(dict.fromkeys(siblings))
+            paths.append((siblings, fork))
+        nodes = list(wanted)
+        found = dict(zip(nodes, node_hashes(nodes, self.read_strata), strict=True))
+        return [[*(found[node] for node in siblings), *tails[fork]] for siblings, fork in paths]
+
     def _complete_nodes(self, nodes: list[NodeID]) -> list[bytes]:
         known = self._nodes
         out = [known.get(node) for node in nodes]

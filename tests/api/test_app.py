@@ -222,7 +222,16 @@ def test_a_batch_with_one_wrong_signature_is_refused_whole_and_says_where(
     assert service.ledger.head_size() == 0
     r = client.post("/v1/deposits", json={"deposits": bodies}, headers=h)
     assert r.status_code == 201, r.text
-    assert [x["index"] for x in r.json()["receipts"]] == list(range(6))
+    receipts = r.json()["receipts"]
+    assert [x["index"] for x in receipts] == list(range(6))
+    for x in receipts:  # proofs made together for the batch, each one right
+        verify_inclusion(
+            index=x["index"],
+            size=x["tree_size"],
+            leaf_hash=base64.b64decode(x["leaf_hash"]),
+            root=service.ledger.root(x["tree_size"]),
+            path=[base64.b64decode(h) for h in x["inclusion_proof"]],
+        )
 
 
 ROUTES = [

@@ -65,6 +65,30 @@ def test_proofs_stay_right_when_the_node_cache_overflows(ledger: Ledger) -> None
                 assert ledger.inclusion_proof(index, size) == ref.path(index, 0, size)
 
 
+def test_proofs_made_together_match_reference(ledger: Ledger) -> None:
+    """A batch's receipts: the proofs of many leaves of one size, made together, are each the
+    reference's — runs, scattered leaves, one leaf, repeats, any order."""
+    with Sequencer(ledger) as seq:
+        seq.append([make_deposit(i) for i in range(700)])
+    ref = reference.RangeReference(ledger.store.entries(0, 700))
+    cases = {
+        700: [list(range(700)), list(range(600, 700)), [699, 0, 350, 350, 257, 1], [5]],
+        513: [list(range(256, 513)), list(range(0, 513, 17))],
+        256: [list(range(255, -1, -1))],
+        1: [[0, 0]],
+    }
+    for size, batches in cases.items():
+        for indexes in batches:
+            made = ledger.inclusion_proofs(indexes, size)
+            assert made == [ref.path(i, 0, size) for i in indexes], (size, indexes[:5])
+    assert ledger.inclusion_proofs([], 700) == []
+    for bad in ([3, 700], [701, 3], [-1, 3], [3, -700]):
+        with pytest.raises(InvalidProofRequest):
+            ledger.inclusion_proofs(bad, 700)
+    with pytest.raises(InvalidProofRequest, match="beyond the log's size"):
+        ledger.inclusion_proofs([1, 2], 701)
+
+
 def test_proof_requests_beyond_the_log_are_refused(ledger: Ledger) -> None:
     with Sequencer(ledger) as seq:
         seq.append([make_deposit(i) for i in range(10)])
