@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import logging
 import multiprocessing
 import pickle
 import socket
@@ -38,6 +39,7 @@ Item = tuple[bytes, bytes, str, bytes]
 """What :func:`verifier.signature.verify_batch` checks: (spki, statement hash, alg, signature)."""
 
 _LENGTH = struct.Struct(">I")
+log = logging.getLogger(__name__)
 
 
 class SignatureProcessGone(ConnectionError):
@@ -166,6 +168,8 @@ class SignatureProcess:
         if self.gone:
             return
         self.gone = True
+        if not isinstance(reason, SignatureProcessGone):  # not closed on purpose
+            log.warning("the signature process ended (%r); checking signatures here", reason)
         loop = self._loop()
         if loop is not None and not loop.is_closed():
             loop.remove_reader(self._fd)

@@ -88,7 +88,7 @@ def test_requests_in_flight_together_each_get_their_own_answer() -> None:
     assert answers == [[True], [False] * 3, [True] * 39, [], [False, True, True], [False] * 40]
 
 
-def test_one_process_per_loop_started_again_when_it_dies() -> None:
+def test_one_process_per_loop_started_again_when_it_dies(caplog: pytest.LogCaptureFixture) -> None:
     items = _signed(3)
 
     async def check() -> None:
@@ -103,6 +103,7 @@ def test_one_process_per_loop_started_again_when_it_dies() -> None:
                 break
             await asyncio.sleep(0.02)
         assert first.gone
+        assert "the signature process ended" in caplog.text  # said once, for the operator
         with pytest.raises(SignatureProcessGone):
             await first.verify(items)
         second = signature_process()
