@@ -36,7 +36,7 @@ from ledger.sequencer import Receipt
 from ledger.tiles import ENTRY_BUNDLE_LEVEL, TILE_WIDTH, parse_tile_path
 from verifier.admission import Admission
 from verifier.bundle import VERDICTS_ZH, Report, present, verify_bundle
-from verifier.signature import PublicKey, verify_batch
+from verifier.signature import PublicKey
 
 from . import documents, problems
 from .operations import AccessLog
@@ -66,18 +66,6 @@ class Limits:
 MAX_SIZE = (1 << 63) - 1
 """The largest tree size or index a request may name (stores keep them as 64-bit integers)."""
 TreeSize = Annotated[int, Path(ge=0, le=MAX_SIZE)]
-
-
-async def verify_elsewhere(items: list[tuple[bytes, bytes, str, bytes]]) -> list[bool]:
-    """:func:`verifier.signature.verify_batch` in the loop's signature process
-    (:mod:`api.signatures`). If that process cannot be had, here: on the loop for a few, in a
-    thread for more; the process is started again for the next call."""
-    try:
-        return await signature_process().verify(items)
-    except (SignatureProcessGone, OSError):
-        if len(items) <= 64:
-            return verify_batch(items)
-        return await run_in_threadpool(verify_batch, items)
 
 
 def _items(checks: list[Check]) -> list[tuple[bytes, bytes, str, bytes]]:
@@ -137,6 +125,9 @@ class _Turn:
         try:
             answer = signature_process().verify(self.chunk)
         except (SignatureProcessGone, OSError):
+            answer = None
+        except Exception:  # it could not even be started: check here, and say why
+            log.exception("the signature process could not be started")
             answer = None
         for slot in self.slots:
             slot[0] = answer
@@ -417,19 +408,6 @@ def create_app(
                 admitted.append((deposits, waiter))
         submit_admitted(admitted, loop, turn.at)
 
-    async def admit_batch(
-        admission: Admission,
-        deposits: list[Deposit],
-        waiter: asyncio.Future[list[Receipt]],
-        checks: list[Check],
-        at: int,
-    ) -> None:
-        """A batch admitted at ``at`` but for the signatures of ``checks``: check them in the
-        signature process, then queue the batch if they verify."""
-        verdicts = await verify_elsewhere(_items(checks))
-        if stands(admission, waiter, checks, verdicts):
-            submit_admitted([(deposits, waiter)], waiter.get_loop(), at)
-
     def stands(
         admission: Admission,
         waiter: asyncio.Future[list[Receipt]],
@@ -504,20 +482,10 @@ def create_app(
 
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[list[Receipt]] = loop.create_future()
-        admission = service.sequencer.admit
 
         def submit() -> None:
             try:
                 deposits = parse()
-                if original is None and isinstance(admission, Admission):
-                    now = service.ledger.clock()
-                    checks = admission.prepare(deposits, now)
-                    if not all(isinstance(parsed, PublicKey) for _, _, parsed in checks):
-                        admission.verify_signatures(checks)  # SM2: here, off the loop
-                        checks = []
-                    batch = admit_batch(admission, deposits, waiter, checks, now)
-                    loop.call_soon_threadsafe(admit_later, batch, [waiter])
-                    return
                 if original is not None:
                     if len(deposits) != 1:
                         raise InvalidInput("an original comes with exactly one deposit")
@@ -539,9 +507,10 @@ def create_app(
             # that came in the same turn of the loop, which the writer then takes as one block.
             take_single(parse(), waiter)
         else:
-            # A batch is parsed off the event loop (thousands take a while), and its signatures
-            # are checked in the signature process; a deposit with its original is checked,
-            # and its file kept, off the loop too.
+            # A batch is parsed and admitted off the event loop (thousands take a while; its
+            # signatures are checked on a thread per core, as cryptography releases the GIL),
+            # apart from single deposits' signature process, which it would hold up; and a
+            # deposit with its original is checked, and its file kept, off the loop too.
             try:
                 service.intake.submit(submit)
             except RuntimeError as exc:  # shut down

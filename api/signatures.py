@@ -30,6 +30,7 @@ import struct
 import weakref
 from collections.abc import Sequence
 from multiprocessing.process import BaseProcess
+from typing import Any
 
 from verifier.signature import verify_batch
 
@@ -39,6 +40,9 @@ Item = tuple[bytes, bytes, str, bytes]
 """What :func:`verifier.signature.verify_batch` checks: (spki, statement hash, alg, signature)."""
 
 _LENGTH = struct.Struct(">I")
+ANSWER_SECONDS = 30.0
+"""How long a request may wait for its answer before the process is taken for stuck (a chunk
+of single deposits' signatures takes milliseconds)."""
 log = logging.getLogger(__name__)
 
 
@@ -58,7 +62,10 @@ def serve(sock: socket.socket) -> None:
             if len(payload) < size:
                 return
             answer = bytes(verify_batch(pickle.loads(payload)))  # noqa: S301 - our own parent
-            sock.sendall(_LENGTH.pack(len(answer)) + answer)
+            try:
+                sock.sendall(_LENGTH.pack(len(answer)) + answer)
+            except OSError:  # the parent let go meanwhile
+                return
 
 
 class SignatureProcess:
@@ -91,6 +98,8 @@ class SignatureProcess:
             collections.deque()
         )
         self.gone = False
+        self.finalizer: weakref.finalize[..., Any] | None = None
+        """Closes this process when its loop is let go (set by :func:`signature_process`)."""
         loop.add_reader(self._fd, self._readable)
 
     def verify(self, items: Sequence[Item]) -> asyncio.Future[list[bool]]:
@@ -105,7 +114,16 @@ class SignatureProcess:
         payload = pickle.dumps(list(items), protocol=pickle.HIGHEST_PROTOCOL)
         self._waiting.append((answer, len(items)))
         self._send(_LENGTH.pack(len(payload)) + payload)
+        overdue = answer.get_loop().call_later(ANSWER_SECONDS, self._overdue, answer)
+        answer.add_done_callback(lambda _: overdue.cancel())
         return answer
+
+    def _overdue(self, answer: asyncio.Future[list[bool]]) -> None:
+        """A process alive but stuck would hold every request up: let it go."""
+        if not answer.done():
+            self._end(TimeoutError(f"no answer in {ANSWER_SECONDS:g} s"))
+            with contextlib.suppress(Exception):
+                self.process.kill()
 
     def _send(self, frame: bytes) -> None:
         if self._outbox:  # the socket is full: after what waits
@@ -198,6 +216,9 @@ def signature_process() -> SignatureProcess:
     loop = asyncio.get_running_loop()
     process = _PROCESSES.get(loop)
     if process is None or process.gone:
+        if process is not None and process.finalizer is not None:
+            process.finalizer.detach()
         process = _PROCESSES[loop] = SignatureProcess(loop)
-        weakref.finalize(loop, process.close)
+        process.finalizer = weakref.finalize(loop, process.close)
+        process.finalizer.atexit = False  # at exit the socket closes anyway, and so it ends
     return process

@@ -203,8 +203,8 @@ def test_deposit_refusals_write_nothing(
 def test_a_batch_with_one_wrong_signature_is_refused_whole_and_says_where(
     client: TestClient, service: Service, lender: Lender, tokens: dict[str, str], tmp_path: Path
 ) -> None:
-    """A batch's signatures are checked in the signature process; the first wrong one is
-    named by its position, and nothing of the batch is written."""
+    """A batch is admitted in a thread (its signatures on a thread per core); the first wrong
+    one is named by its position, and nothing of the batch is written."""
     bodies = []
     for n in range(6):
         path = tmp_path / f"b{n}.pdf"

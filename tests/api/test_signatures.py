@@ -13,7 +13,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-import api.app
 import api.signatures
 from api.signatures import SignatureProcess, SignatureProcessGone, signature_process
 from verifier.signature import verify_batch
@@ -142,17 +141,22 @@ def test_the_process_ends_when_its_loop_lets_it_go() -> None:
     assert process.process.exitcode == 0
 
 
-def test_verify_elsewhere_checks_here_without_the_process(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    def gone() -> SignatureProcess:
-        raise SignatureProcessGone("cannot start")
+def test_a_stuck_process_is_let_go_and_its_requests_fail(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Alive but not answering (stopped): its requests fail after the deadline, not never."""
+    monkeypatch.setattr(api.signatures, "ANSWER_SECONDS", 0.5)
 
-    monkeypatch.setattr(api.app, "signature_process", gone)
-    few = _bad_items()
-    many = _signed(100) + few
-    assert asyncio.run(api.app.verify_elsewhere(few)) == verify_batch(few)
-    assert asyncio.run(api.app.verify_elsewhere(many)) == [True] * 101 + [False] * 7
+    async def check() -> None:
+        process = SignatureProcess(asyncio.get_running_loop())
+        assert await process.verify(_signed(1)) == [True]
+        assert process.process.pid is not None
+        os.kill(process.process.pid, signal.SIGSTOP)
+        with pytest.raises(SignatureProcessGone, match="no answer"):
+            await asyncio.wait_for(process.verify(_signed(2)), 30)
+        assert process.gone
+        process.process.join(10)
+        assert process.process.exitcode is not None  # killed, not left stopped
+
+    asyncio.run(check())
 
 
 def test_each_loop_has_its_own_process() -> None:
