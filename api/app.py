@@ -68,6 +68,22 @@ MAX_SIZE = (1 << 63) - 1
 TreeSize = Annotated[int, Path(ge=0, le=MAX_SIZE)]
 
 
+async def verify_by_chunks(items: list[tuple[bytes, bytes, str, bytes]]) -> list[bool] | None:
+    """A batch's signatures through the loop's signature process, :data:`BATCH_CHUNK` at a
+    time, so that single deposits' chunks go in between rather than wait behind the whole
+    batch; ``None`` if the process cannot be had."""
+    verdicts: list[bool] = []
+    for start in range(0, len(items), BATCH_CHUNK):
+        try:
+            verdicts += await signature_process().verify(items[start : start + BATCH_CHUNK])
+        except (SignatureProcessGone, OSError):
+            return None
+        except Exception:  # it could not even be started
+            log.exception("the signature process could not be started")
+            return None
+    return verdicts
+
+
 def _items(checks: list[Check]) -> list[tuple[bytes, bytes, str, bytes]]:
     """What :func:`verifier.signature.verify_batch` takes for ``checks`` of public keys."""
     return [
@@ -81,6 +97,11 @@ _Single = tuple[list[Deposit], "asyncio.Future[list[Receipt]]", list[Check], lis
 ``[the signature process's answer to come, where its verdicts are in it]`` (no answer: checked
 here)."""
 
+BATCH_CHUNK = 128
+"""A batch's signatures sent to the signature process at a time (about 16 ms of checking: what
+a single deposit may wait behind)."""
+BATCH_WAIT_SECONDS = 120.0
+"""How long a batch's thread waits for its signatures from the loop's signature process."""
 CHUNK = 16
 """Signatures sent to the signature process at a time while a turn takes single deposits in:
 fewer, and the loop pays more per deposit to send and read them; more, and the process starts
@@ -408,6 +429,25 @@ def create_app(
                 admitted.append((deposits, waiter))
         submit_admitted(admitted, loop, turn.at)
 
+    def check_batch(
+        admission: Admission, checks: list[Check], loop: asyncio.AbstractEventLoop
+    ) -> None:
+        """In a batch's thread: raise the first of its signatures that does not verify, checked
+        in ``loop``'s signature process (here, when that cannot be had or cannot take a key)."""
+        verdicts = None
+        if all(isinstance(parsed, PublicKey) for _, _, parsed in checks):
+            answer = asyncio.run_coroutine_threadsafe(verify_by_chunks(_items(checks)), loop)
+            try:
+                verdicts = answer.result(timeout=BATCH_WAIT_SECONDS)
+            except Exception:  # the loop is stopping, or stuck
+                answer.cancel()
+        if verdicts is None:
+            admission.verify_signatures(checks)
+        elif not all(verdicts):  # the precise error, of the first one wrong here too
+            admission.verify_signatures(
+                [c for c, ok in zip(checks, verdicts, strict=True) if not ok]
+            )
+
     def stands(
         admission: Admission,
         waiter: asyncio.Future[list[Receipt]],
@@ -486,6 +526,16 @@ def create_app(
         def submit() -> None:
             try:
                 deposits = parse()
+                admission = service.sequencer.admit
+                if original is None and isinstance(admission, Admission):
+                    now = service.ledger.clock()
+                    checks = admission.prepare(deposits, now)
+                    check_batch(admission, checks, loop)
+                    queued = [(deposits, waiter)]
+                    refusal = service.sequencer.submit_each_for(queued, loop, admitted_at=now)[0]
+                    if refusal is not None:  # back pressure
+                        raise refusal
+                    return
                 if original is not None:
                     if len(deposits) != 1:
                         raise InvalidInput("an original comes with exactly one deposit")
@@ -507,10 +557,10 @@ def create_app(
             # that came in the same turn of the loop, which the writer then takes as one block.
             take_single(parse(), waiter)
         else:
-            # A batch is parsed and admitted off the event loop (thousands take a while; its
-            # signatures are checked on a thread per core, as cryptography releases the GIL),
-            # apart from single deposits' signature process, which it would hold up; and a
-            # deposit with its original is checked, and its file kept, off the loop too.
+            # A batch is parsed, admitted and queued off the event loop (thousands take a
+            # while), its signatures checked in the signature process a chunk at a time, in
+            # between single deposits'; a deposit with its original is checked, and its file
+            # kept, off the loop too.
             try:
                 service.intake.submit(submit)
             except RuntimeError as exc:  # shut down

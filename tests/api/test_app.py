@@ -200,11 +200,29 @@ def test_deposit_refusals_write_nothing(
     assert service.ledger.head_size() == 0
 
 
+@pytest.mark.parametrize("process", ["there", "gone"])
 def test_a_batch_with_one_wrong_signature_is_refused_whole_and_says_where(
-    client: TestClient, service: Service, lender: Lender, tokens: dict[str, str], tmp_path: Path
+    client: TestClient,
+    service: Service,
+    lender: Lender,
+    tokens: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    process: str,
 ) -> None:
-    """A batch is admitted in a thread (its signatures on a thread per core); the first wrong
-    one is named by its position, and nothing of the batch is written."""
+    """A batch's signatures are checked in the signature process a chunk at a time (or in
+    the batch's thread without it); the first wrong one is named by its position, and nothing
+    of the batch is written."""
+    import api.app
+    from api.signatures import SignatureProcessGone
+
+    monkeypatch.setattr(api.app, "BATCH_CHUNK", 2)  # three chunks
+    if process == "gone":
+
+        def gone() -> None:
+            raise SignatureProcessGone("cannot start")
+
+        monkeypatch.setattr(api.app, "signature_process", gone)
     bodies = []
     for n in range(6):
         path = tmp_path / f"b{n}.pdf"
