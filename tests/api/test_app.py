@@ -200,6 +200,17 @@ def test_deposit_refusals_write_nothing(
     assert service.ledger.head_size() == 0
 
 
+def without_signature_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As if the signature process could not be started: the app checks signatures itself."""
+    import api.app
+    from api.signatures import SignatureProcessGone
+
+    def gone() -> None:
+        raise SignatureProcessGone("cannot start")
+
+    monkeypatch.setattr(api.app, "signature_process", gone)
+
+
 @pytest.mark.parametrize("process", ["there", "gone"])
 def test_a_batch_with_one_wrong_signature_is_refused_whole_and_says_where(
     client: TestClient,
@@ -214,15 +225,10 @@ def test_a_batch_with_one_wrong_signature_is_refused_whole_and_says_where(
     the batch's thread without it); the first wrong one is named by its position, and nothing
     of the batch is written."""
     import api.app
-    from api.signatures import SignatureProcessGone
 
     monkeypatch.setattr(api.app, "BATCH_CHUNK", 2)  # three chunks
     if process == "gone":
-
-        def gone() -> None:
-            raise SignatureProcessGone("cannot start")
-
-        monkeypatch.setattr(api.app, "signature_process", gone)
+        without_signature_process(monkeypatch)
     bodies = []
     for n in range(6):
         path = tmp_path / f"b{n}.pdf"
@@ -367,14 +373,9 @@ def test_single_deposits_arriving_together_share_a_block_and_refusals_stay_their
     import httpx
 
     import api.app
-    from api.signatures import SignatureProcessGone
 
     if process == "gone":
-
-        def gone() -> None:
-            raise SignatureProcessGone("cannot start")
-
-        monkeypatch.setattr(api.app, "signature_process", gone)
+        without_signature_process(monkeypatch)
     count = 2 * api.app.CHUNK + 8  # three chunks, the last one short
     wrong = {5, api.app.CHUNK, count - 1}
     bodies = []
