@@ -74,18 +74,33 @@ async def verify_by_chunks(items: list[tuple[bytes, bytes, str, bytes]]) -> list
     batch; ``None`` if the process cannot be had."""
     verdicts: list[bool] = []
     for start in range(0, len(items), BATCH_CHUNK):
-        try:
-            verdicts += await signature_process().verify(items[start : start + BATCH_CHUNK])
-        except (SignatureProcessGone, OSError):
+        answer = _asked(items[start : start + BATCH_CHUNK])
+        if answer is None:
             return None
-        except Exception:  # it could not even be started
-            log.exception("the signature process could not be started")
+        try:
+            verdicts += await answer
+        except SignatureProcessGone:
             return None
     return verdicts
 
 
-def _items(checks: list[Check]) -> list[tuple[bytes, bytes, str, bytes]]:
-    """What :func:`verifier.signature.verify_batch` takes for ``checks`` of public keys."""
+def _asked(items: list[tuple[bytes, bytes, str, bytes]]) -> asyncio.Future[list[bool]] | None:
+    """The running loop's signature process's answer to come for ``items``; ``None`` if that
+    process cannot be had (then they are checked here)."""
+    try:
+        return signature_process().verify(items)
+    except (SignatureProcessGone, OSError):
+        return None
+    except Exception:  # it could not even be started: say why
+        log.exception("the signature process could not be started")
+        return None
+
+
+def _items(checks: list[Check]) -> list[tuple[bytes, bytes, str, bytes]] | None:
+    """What :func:`verifier.signature.verify_batch` takes for ``checks``; ``None`` if one of
+    their keys is not one it can take (SM2: checked here)."""
+    if not all(isinstance(parsed, PublicKey) for _, _, parsed in checks):
+        return None
     return [
         (parsed.spki, d.statement.signed_hash, d.sig.alg, bytes(d.sig.value))
         for _, d, parsed in checks
@@ -143,13 +158,7 @@ class _Turn:
         checked here, later)."""
         if not self.chunk:
             return
-        try:
-            answer = signature_process().verify(self.chunk)
-        except (SignatureProcessGone, OSError):
-            answer = None
-        except Exception:  # it could not even be started: check here, and say why
-            log.exception("the signature process could not be started")
-            answer = None
+        answer = _asked(self.chunk)
         for slot in self.slots:
             slot[0] = answer
         self.chunk = []
@@ -382,10 +391,7 @@ def create_app(
             turn.add(deposits, waiter, [], None)
             return
         checks = admission.prepare(deposits, turn.at)  # a refusal is this request's answer
-        if all(isinstance(parsed, PublicKey) for _, _, parsed in checks):
-            turn.add(deposits, waiter, checks, _items(checks))
-        else:  # a key verify_batch cannot take (SM2): checked here
-            turn.add(deposits, waiter, checks, None)
+        turn.add(deposits, waiter, checks, _items(checks))
 
     def end_turn(loop: asyncio.AbstractEventLoop) -> None:
         turn = turns.pop(loop)
@@ -423,8 +429,6 @@ def create_app(
             if answer is not None:
                 with contextlib.suppress(SignatureProcessGone):
                     verdicts = (await answer)[at : at + len(checks)]
-            if verdicts is None:  # the process could not be had, or cannot take the key (SM2)
-                verdicts = [admission.registry.verify_signatures([c]) is None for c in checks]
             if stands(admission, waiter, checks, verdicts):
                 admitted.append((deposits, waiter))
         submit_admitted(admitted, loop, turn.at)
@@ -435,36 +439,38 @@ def create_app(
         """In a batch's thread: raise the first of its signatures that does not verify, checked
         in ``loop``'s signature process (here, when that cannot be had or cannot take a key)."""
         verdicts = None
-        if all(isinstance(parsed, PublicKey) for _, _, parsed in checks):
-            answer = asyncio.run_coroutine_threadsafe(verify_by_chunks(_items(checks)), loop)
+        items = _items(checks)
+        if items is not None:
+            answer = asyncio.run_coroutine_threadsafe(verify_by_chunks(items), loop)
             try:
                 verdicts = answer.result(timeout=BATCH_WAIT_SECONDS)
             except Exception:  # the loop is stopping, or stuck
                 answer.cancel()
-        if verdicts is None:
-            admission.verify_signatures(checks)
-        elif not all(verdicts):  # the precise error, of the first one wrong here too
-            admission.verify_signatures(
-                [c for c, ok in zip(checks, verdicts, strict=True) if not ok]
-            )
+        recheck(admission, checks, verdicts)
+
+    def recheck(admission: Admission, checks: list[Check], verdicts: list[bool] | None) -> None:
+        """Raise the precise error of the first of ``checks`` that the signature process found
+        wrong and that is wrong here too; without its ``verdicts``, all are checked here."""
+        wrong = checks
+        if verdicts is not None:
+            wrong = [c for c, ok in zip(checks, verdicts, strict=True) if not ok]
+        if wrong:  # wrong there, right here: trust here
+            admission.verify_signatures(wrong)
 
     def stands(
         admission: Admission,
         waiter: asyncio.Future[list[Receipt]],
         checks: list[Check],
-        verdicts: list[bool],
+        verdicts: list[bool] | None,
     ) -> bool:
-        """Whether a request whose signatures got ``verdicts`` stands; if not, it is refused
-        with the precise error of the first wrong one, found here."""
-        if all(verdicts):
-            return True
+        """Whether a request whose signatures got ``verdicts`` stands (:func:`recheck`); if
+        not, it is refused with that error."""
         try:
-            wrong = [c for c, ok in zip(checks, verdicts, strict=True) if not ok]
-            admission.verify_signatures(wrong)
+            recheck(admission, checks, verdicts)
         except Exception as exc:
             _refused(waiter, exc)
             return False
-        return True  # wrong there, right here: trust here
+        return True
 
     def submit_admitted(
         batch: list[tuple[list[Deposit], asyncio.Future[list[Receipt]]]],
