@@ -16,7 +16,7 @@ import tempfile
 import time
 import urllib.parse
 import weakref
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -243,14 +243,25 @@ def refuse_declared(request: Request, limit: int, message: str) -> None:
         raise TooLarge(message, limit=limit)
 
 
-async def limited(chunks: AsyncIterator[bytes], limit: int, message: str) -> AsyncIterator[bytes]:
-    """Pass chunks on until more than ``limit`` bytes have come, then refuse."""
+async def read_body(request: Request, limit: int, message: str) -> bytes:
+    """The request's whole body, refused as soon as more than ``limit`` bytes have come (or are
+    declared). Read from the ASGI messages themselves: Starlette's stream, wrapped in a
+    limiting generator, cost a deposit request more than its admission."""
+    refuse_declared(request, limit, message)
+    receive = request.receive
+    chunks = []
     size = 0
-    async for chunk in chunks:
+    while True:
+        message_in = await receive()
+        if message_in["type"] == "http.disconnect":
+            raise InvalidInput("the request was cut off before its body ended")
+        chunk = message_in.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise TooLarge(message, limit=limit)
-        yield chunk
+        chunks.append(chunk)
+        if not message_in.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000/"
@@ -316,10 +327,7 @@ def create_app(
 
     async def body_json(request: Request) -> Any:
         message = f"the body is larger than {MAX_BODY_BYTES} bytes"
-        refuse_declared(request, MAX_BODY_BYTES, message)
-        return loads(
-            b"".join([c async for c in limited(request.stream(), MAX_BODY_BYTES, message)])
-        )
+        return loads(await read_body(request, MAX_BODY_BYTES, message))
 
     def fresh_report(index: int) -> Report:
         """Verify deposit ``index`` from its bundle; keep the report once sealed."""
@@ -975,8 +983,7 @@ def create_app(
     async def cosign(size: TreeSize, request: Request) -> Response:
         """A configured witness hands in its cosignature line (C2SP cosignature/v1)."""
         message = "a cosignature line is at most 512 bytes"
-        refuse_declared(request, 512, message)
-        line = b"".join([c async for c in limited(request.stream(), 512, message)])
+        line = await read_body(request, 512, message)
         name = service.add_cosignature(size, line)
         return _json({"witness": name, "tree_size": size}, status=201)
 

@@ -38,6 +38,8 @@ __all__ = ["Ledger", "LogConfig", "now_ms"]
 _node = functools.partial(tuple.__new__, NodeID)
 _RECENT = 256
 """Leaves this close to the end of the tree proved have their proof siblings cached: receipts."""
+_BLOCKS_KEPT = 4
+"""Recent blocks whose receipts' proofs are made together, the first time one is asked for."""
 
 
 def now_ms() -> int:
@@ -88,6 +90,11 @@ class Ledger:
         receipts of one block share most of their siblings. Older leaves' proofs read tiles
         (cached too), so that proofs cost the same on a small log and a large one."""
         self._node_cache_size = 1 << 16
+        self._blocks: OrderedDict[int, int] = OrderedDict()
+        """First index of each of the last blocks committed here (of at most :data:`_RECENT`
+        entries), by tree size."""
+        self._block_proofs: dict[int, list[list[bytes]]] = {}
+        """The inclusion proofs of all of such a block's leaves, by tree size."""
 
     @classmethod
     def open(cls, store: Store, signer: NoteSigner, *, clock: Callable[[], int] = now_ms) -> Ledger:
@@ -228,7 +235,33 @@ class Ledger:
                 f"tree size {size} is beyond the log's size {head}", tree_size=size, head=head
             )
 
+    def committed(self, old_size: int, new_size: int) -> None:
+        """The sequencer made leaves ``old_size`` to ``new_size`` durable as one block: when the
+        first of its receipts asks for a proof at ``new_size``, all of them are made at once
+        (single deposits' receipts ask one by one, in the same turn of the event loop)."""
+        if not 0 < new_size - old_size <= _RECENT:
+            return
+        with self._cache_lock:
+            self._blocks[new_size] = old_size
+            while len(self._blocks) > _BLOCKS_KEPT:
+                gone, _ = self._blocks.popitem(last=False)
+                self._block_proofs.pop(gone, None)
+
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        """RFC 9162 inclusion proof of leaf ``index`` in the tree of ``size``; made with the
+        proofs of every leaf of its block when ``size`` is that of a block just committed."""
+        first = self._blocks.get(size)
+        if first is None or not first <= index < size:
+            return self._inclusion_proof(index, size)
+        proofs = self._block_proofs.get(size)
+        if proofs is None:
+            proofs = self.inclusion_proofs(range(first, size), size)
+            with self._cache_lock:
+                if size in self._blocks:
+                    self._block_proofs[size] = proofs
+        return list(proofs[index - first])
+
+    def _inclusion_proof(self, index: int, size: int) -> list[bytes]:
         """RFC 9162 inclusion proof of leaf ``index`` in the tree of ``size``.
 
         The proof is the siblings below the fork (where the path to ``index`` leaves the right
@@ -264,7 +297,7 @@ class Ledger:
         receipts. Neighbouring leaves share most of their siblings: each is read once, and
         each tail (one per fork level) is made once."""
         if len(indexes) < 2:
-            return [self.inclusion_proof(index, size) for index in indexes]
+            return [self._inclusion_proof(index, size) for index in indexes]
         tails: dict[int, list[bytes]] = {}
         paths = []
         wanted: dict[NodeID, None] = {}
@@ -273,7 +306,7 @@ class Ledger:
                 inclusion_plan(index, size)  # raises the precise error
             fork = (index ^ size).bit_length() - 1
             if fork not in tails:  # makes (and keeps) the tail
-                tails[fork] = self.inclusion_proof(index, size)[fork:]
+                tails[fork] = self._inclusion_proof(index, size)[fork:]
             siblings = [_node((level, (index >> level) ^ 1)) for level in range(fork)]
             wanted.update(dict.fromkeys(siblings))
             paths.append((siblings, fork))

@@ -35,6 +35,8 @@ __all__ = ["Depositor", "DepositorKey", "KeyScheme", "Registry"]
 _ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 _KEY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 MAX_KEYS = 64
+MAX_READ = 1024
+"""Depositor records a :class:`Registry` keeps parsed (it forgets them all beyond that)."""
 KIND = "depositor"
 """Store record kind of depositor records."""
 
@@ -137,6 +139,10 @@ class Registry:
         self.scheme = scheme
         self.clock = clock
         self._parsed: dict[str, Any] = {}  # PEM -> parsed key
+        self._read: dict[str, tuple[bytes, Depositor]] = {}
+        """Each depositor's record as last read, and what it says: read again on every
+        deposit (a key may have been revoked meanwhile, by any node), parsed only when it
+        changed."""
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -146,7 +152,14 @@ class Registry:
             raise UnknownDepositor(
                 f"depositor {depositor_id!r} is not registered", depositor=depositor_id
             )
-        return Depositor.from_bytes(raw)
+        read = self._read.get(depositor_id)
+        if read is not None and read[0] == raw:
+            return read[1]
+        depositor = Depositor.from_bytes(raw)
+        if len(self._read) >= MAX_READ:
+            self._read.clear()
+        self._read[depositor_id] = (raw, depositor)
+        return depositor
 
     def all(self) -> list[Depositor]:
         return [Depositor.from_bytes(r) for _, r in self.store.record_list(KIND)]

@@ -393,6 +393,7 @@ class Sequencer:
             )
             if self.observe is not None:
                 self.observe(len(new_leaves), time.perf_counter() - started)
+            self.ledger.committed(old_size, self._tree.size)
             self._last = checkpoint
             self.blocks += 1
             for hook in self.on_commit:

@@ -85,6 +85,11 @@ it back costs the reader up to a switch interval (5 ms) whenever another thread 
 event loop's proof reads and the sequencer's duplicate check read a few keys each time."""
 
 
+_RECORDS_KEPT = 4096
+"""Records :class:`RocksStore` keeps read (it forgets them all when it has this many)."""
+_UNREAD = object()
+
+
 def _u64(n: int) -> bytes:
     return _U64.pack(n)
 
@@ -126,6 +131,11 @@ class RocksStore:
         self._no_sync = WriteOptions()
         self._no_sync.sync = False
         self._lock = threading.Lock()
+        self._records: dict[bytes, bytes | None] = {}
+        """Records read (depositors, API keys: read on every deposit), kept until written:
+        this process is the store's only writer (RocksDB locks it), so the copy is exact."""
+        self._records_lock = threading.Lock()
+        self._records_written = 0
         self._durable: Head | None = None
         """The head as of the last durable write: every log read is bounded by it. A read-only
         store sees the database as it was when opened, so its head never moves."""
@@ -368,8 +378,19 @@ class RocksStore:
         return b"R" + kind.encode() + b"\x00" + key.encode()
 
     def record_get(self, kind: str, key: str) -> bytes | None:
-        value: bytes | None = self._get(self._record_key(kind, key))
-        return value
+        full = self._record_key(kind, key)
+        value = self._records.get(full, _UNREAD)
+        if value is not _UNREAD:
+            return value  # type: ignore[return-value]  # bytes or None, never _UNREAD here
+        written = self._records_written
+        value = self._get(full)
+        if not self.read_only:
+            with self._records_lock:  # not if a write of any record came in between
+                if written == self._records_written:
+                    if len(self._records) >= _RECORDS_KEPT:
+                        self._records.clear()
+                    self._records[full] = value
+        return value  # type: ignore[no-any-return]
 
     def record_put(self, kind: str, key: str, value: bytes, expected: bytes | None) -> None:
         full = self._record_key(kind, key)
@@ -379,7 +400,12 @@ class RocksStore:
                 raise Conflict(f"{kind} {key} changed meanwhile; read it again")
             batch = WriteBatch(raw_mode=True)
             batch.put(full, value)
-            self._write(batch, f"writing {kind} {key}")
+            try:
+                self._write(batch, f"writing {kind} {key}")
+            finally:  # written or not, read it again next time
+                with self._records_lock:
+                    self._records_written += 1
+                    self._records.pop(full, None)
 
     def record_list(self, kind: str, start: str = "") -> list[tuple[str, bytes]]:
         prefix = b"R" + kind.encode() + b"\x00"

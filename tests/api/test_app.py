@@ -353,6 +353,15 @@ def test_limits_are_settable(service: Service, lender: Lender, tmp_path: Path) -
         assert (r.status_code, r.json()["code"]) == (413, "too_large")
         big = c.post("/v1/deposits", content=b"{" + b" " * 5000 + b"}", headers=auth(token))
         assert (big.status_code, big.json()["code"]) == (413, "too_large")
+        # Undeclared lengths (chunked): read piece by piece, refused once past the limit.
+        body = json.dumps(one).encode()
+        pieces = [body[i : i + 100] for i in range(0, len(body), 100)]
+        assert len(pieces) > 2 and len(body) < 4096
+        r = c.post("/v1/deposits", content=iter(pieces), headers=auth(token))
+        assert r.status_code == 201 and r.json()["receipts"][0]["index"] == 0
+        flood = iter([b"[" + b" " * 1000] * 5)
+        r = c.post("/v1/deposits", content=flood, headers=auth(token))
+        assert (r.status_code, r.json()["code"]) == (413, "too_large")
 
 
 @pytest.mark.parametrize("process", ["there", "gone"])

@@ -52,6 +52,27 @@ def test_receipt_proofs_as_the_log_grows_match_reference(ledger: Ledger) -> None
             assert ledger.inclusion_proof(index, size) == ref.path(index, 0, size)
 
 
+def test_a_blocks_receipts_are_proved_together(ledger: Ledger) -> None:
+    """Single deposits' receipts ask one by one for proofs at their block's size: the first
+    makes them all; each is the reference's, whatever the order, and the caller's copy is its
+    own. Blocks too big, and sizes no block ended at, are proved one by one."""
+    with Sequencer(ledger) as seq:
+        seq.append([make_deposit(i) for i in range(40)])
+        seq.append([make_deposit(i) for i in range(40, 77)])
+        seq.append([make_deposit(i) for i in range(77, 77 + 300)])  # more than _RECENT
+    ref = reference.RangeReference(ledger.store.entries(0, 377))
+    assert dict(ledger._blocks) == {40: 0, 77: 40}
+    for index in (50, 76, 40, 63):
+        proof = ledger.inclusion_proof(index, 77)
+        assert proof == ref.path(index, 0, 77)
+        proof.append(b"mine")
+    assert list(ledger._block_proofs) == [77]
+    assert ledger.inclusion_proof(76, 77) == ref.path(76, 0, 77)
+    for index, size in ((39, 77), (0, 40), (5, 60), (100, 377), (376, 377)):
+        assert ledger.inclusion_proof(index, size) == ref.path(index, 0, size)
+    assert sorted(ledger._block_proofs) == [40, 77]
+
+
 def test_proofs_stay_right_when_the_node_cache_overflows(ledger: Ledger) -> None:
     """A cache far too small for one proof's siblings: emptied in the middle of a proof, the
     nodes it had already found still serve."""

@@ -236,6 +236,43 @@ def test_records_compare_and_swap(store: Store) -> None:
     assert store.record_list("apikey") == [("lender-1", b"other kind")]
 
 
+def test_rocksdb_keeps_no_record_a_write_overtook(tmp_path: object) -> None:
+    """RocksStore keeps the records it read (a depositor's is read on every deposit). A read
+    that a write of that record overtakes — the value read before the write, kept after it —
+    must not be kept, or a revoked key would go on signing; nor a record whose write failed."""
+    from pathlib import Path
+    from typing import Any
+
+    from ledger.storage.rocksdb import RocksStore
+
+    class Overtaken(RocksStore):
+        overtake: bytes | None = None
+
+        def _get(self, key: bytes) -> Any:
+            value = super()._get(key)
+            if self.overtake is not None and key.startswith(b"R"):
+                new, self.overtake = self.overtake, None
+                self.record_put("depositor", "lender-1", new, value)  # lands after the read
+            return value
+
+    store = Overtaken(Path(str(tmp_path)) / "db")
+    store.record_put("depositor", "lender-1", b"v1", None)
+    store.overtake = b"v2"
+    assert store.record_get("depositor", "lender-1") == b"v1"  # read before the write
+    assert store.record_get("depositor", "lender-1") == b"v2"
+    assert store.record_get("depositor", "lender-1") == b"v2"  # kept now
+
+    def failing(batch: Any, what: str) -> None:
+        raise StorageError("disk on fire")
+
+    store._write = failing  # type: ignore[method-assign]
+    with pytest.raises(StorageError):
+        store.record_put("depositor", "lender-1", b"v3", b"v2")
+    del store._write
+    assert store.record_get("depositor", "lender-1") == b"v2"
+    store.close()
+
+
 def test_originals_are_content_addressed(store: Store) -> None:
     key = b"\x01" + bytes(32)
     assert store.original(key) is None
