@@ -261,7 +261,9 @@ async def read_body(request: Request, limit: int, message: str) -> bytes:
             raise TooLarge(message, limit=limit)
         chunks.append(chunk)
         if not message_in.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            request._body = body  # as Request.body() leaves it, should anything read it again
+            return body
 
 
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000/"

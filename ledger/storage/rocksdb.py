@@ -87,7 +87,6 @@ event loop's proof reads and the sequencer's duplicate check read a few keys eac
 
 _RECORDS_KEPT = 4096
 """Records :class:`RocksStore` keeps read (it forgets them all when it has this many)."""
-_UNREAD = object()
 
 
 def _u64(n: int) -> bytes:
@@ -131,7 +130,7 @@ class RocksStore:
         self._no_sync = WriteOptions()
         self._no_sync.sync = False
         self._lock = threading.Lock()
-        self._records: dict[bytes, bytes | None] = {}
+        self._records: dict[bytes, bytes] = {}
         """Records read (depositors, API keys: read on every deposit), kept until written:
         this process is the store's only writer (RocksDB locks it), so the copy is exact."""
         self._records_lock = threading.Lock()
@@ -315,6 +314,17 @@ class RocksStore:
             raise StorageFull(f"cannot reopen the store yet: {exc}", path=self.path) from exc
         self._recover()
         self._failed = None
+        self._forget_records()  # read from the memtable of a write that may not have lasted
+
+    def _forget_records(self, key: bytes | None = None) -> None:
+        """Read ``key`` (every record, without one) from the database again next time, and
+        keep no read that was under way."""
+        with self._records_lock:
+            self._records_written += 1
+            if key is None:
+                self._records.clear()
+            else:
+                self._records.pop(key, None)
 
     def put_timestamp(self, size: int, token: bytes) -> None:
         with self._lock:
@@ -379,12 +389,12 @@ class RocksStore:
 
     def record_get(self, kind: str, key: str) -> bytes | None:
         full = self._record_key(kind, key)
-        value = self._records.get(full, _UNREAD)
-        if value is not _UNREAD:
-            return value  # type: ignore[return-value]  # bytes or None, never _UNREAD here
+        value = self._records.get(full)
+        if value is not None:
+            return value
         written = self._records_written
         value = self._get(full)
-        if not self.read_only:
+        if value is not None and not self.read_only:  # misses are not kept: anyone can ask
             with self._records_lock:  # not if a write of any record came in between
                 if written == self._records_written:
                     if len(self._records) >= _RECORDS_KEPT:
@@ -396,16 +406,14 @@ class RocksStore:
         full = self._record_key(kind, key)
         with self._lock:
             self._writable()
-            if self._get(full) != expected:
-                raise Conflict(f"{kind} {key} changed meanwhile; read it again")
-            batch = WriteBatch(raw_mode=True)
-            batch.put(full, value)
             try:
+                if self._get(full) != expected:
+                    raise Conflict(f"{kind} {key} changed meanwhile; read it again")
+                batch = WriteBatch(raw_mode=True)
+                batch.put(full, value)
                 self._write(batch, f"writing {kind} {key}")
-            finally:  # written or not, read it again next time
-                with self._records_lock:
-                    self._records_written += 1
-                    self._records.pop(full, None)
+            finally:  # written or not, or changed unseen: read it again next time
+                self._forget_records(full)
 
     def record_list(self, kind: str, start: str = "") -> list[tuple[str, bytes]]:
         prefix = b"R" + kind.encode() + b"\x00"

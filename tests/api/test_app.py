@@ -6,7 +6,9 @@ import base64
 import hashlib
 import json
 import struct
+from collections.abc import MutableMapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -362,6 +364,51 @@ def test_limits_are_settable(service: Service, lender: Lender, tmp_path: Path) -
         flood = iter([b"[" + b" " * 1000] * 5)
         r = c.post("/v1/deposits", content=flood, headers=auth(token))
         assert (r.status_code, r.json()["code"]) == (413, "too_large")
+
+
+def test_a_body_cut_off_or_empty_is_refused_and_writes_nothing(
+    service: Service, lender: Lender, tmp_path: Path
+) -> None:
+    """The body is read from the ASGI messages: a client gone before its body ended, and an
+    empty body, get a problem (400), and nothing is deposited."""
+    import asyncio
+
+    app = create_app(service)
+    token = service.api_keys.issue("depositor", depositor="lender-1")
+    path = tmp_path / "e.pdf"
+    path.write_bytes(b"e")
+    body = json.dumps(lender.deposit(path).to_object()).encode()
+
+    def post(messages: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
+        sent: list[MutableMapping[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+        async def send(message: MutableMapping[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+            "method": "POST", "scheme": "http", "path": "/v1/deposits",
+            "raw_path": b"/v1/deposits", "query_string": b"", "root_path": "",
+            "headers": [(b"authorization", f"Bearer {token}".encode()),
+                        (b"content-type", b"application/json")],
+            "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
+        }  # fmt: skip
+        asyncio.run(app(scope, receive, send))
+        start, content = sent[0], b"".join(m.get("body", b"") for m in sent[1:])
+        return start["status"], json.loads(content)
+
+    cut = [{"type": "http.request", "body": body[:50], "more_body": True}]
+    status, problem = post(cut)
+    assert (status, problem["code"]) == (400, "invalid_input") and "cut off" in problem["detail"]
+    status, problem = post([{"type": "http.request"}])  # no body at all
+    assert (status, problem["code"]) == (400, "invalid_input")
+    assert service.ledger.head_size() == 0
+    status, _ = post([{"type": "http.request", "body": body[:50], "more_body": True},
+                      {"type": "http.request", "body": body[50:]}])  # fmt: skip
+    assert status == 201 and service.ledger.head_size() == 1
 
 
 @pytest.mark.parametrize("process", ["there", "gone"])

@@ -55,13 +55,17 @@ def test_receipt_proofs_as_the_log_grows_match_reference(ledger: Ledger) -> None
 def test_a_blocks_receipts_are_proved_together(ledger: Ledger) -> None:
     """Single deposits' receipts ask one by one for proofs at their block's size: the first
     makes them all; each is the reference's, whatever the order, and the caller's copy is its
-    own. Blocks too big, and sizes no block ended at, are proved one by one."""
-    with Sequencer(ledger) as seq:
-        seq.append([make_deposit(i) for i in range(40)])
-        seq.append([make_deposit(i) for i in range(40, 77)])
-        seq.append([make_deposit(i) for i in range(77, 77 + 300)])  # more than _RECENT
+    own. Blocks of one request (a batch proves its receipts together anyway), blocks too big,
+    and sizes no block ended at, are proved one by one."""
+    with Sequencer(ledger, max_delay=0.5) as seq:  # the writer waits for company
+        seq.append([make_deposit(i) for i in range(40)])  # one request
+        futures = [seq.submit_many([make_deposit(i)]) for i in range(40, 77)]
+        assert [f.result(10)[0].tree_size for f in futures] == [77] * 37
+        futures = [seq.submit_many([make_deposit(i)]) for i in range(77, 100)]
+        futures.append(seq.submit_many([make_deposit(i) for i in range(100, 377)]))
+        assert {f.result(10)[0].tree_size for f in futures} == {377}  # more than _RECENT
     ref = reference.RangeReference(ledger.store.entries(0, 377))
-    assert dict(ledger._blocks) == {40: 0, 77: 40}
+    assert dict(ledger._blocks) == {77: 40}
     for index in (50, 76, 40, 63):
         proof = ledger.inclusion_proof(index, 77)
         assert proof == ref.path(index, 0, 77)
@@ -70,7 +74,12 @@ def test_a_blocks_receipts_are_proved_together(ledger: Ledger) -> None:
     assert ledger.inclusion_proof(76, 77) == ref.path(76, 0, 77)
     for index, size in ((39, 77), (0, 40), (5, 60), (100, 377), (376, 377)):
         assert ledger.inclusion_proof(index, size) == ref.path(index, 0, size)
-    assert sorted(ledger._block_proofs) == [40, 77]
+    assert list(ledger._block_proofs) == [77]
+    for block in range(5):  # only the last few blocks are kept
+        ledger.committed(300 + block, 301 + block)
+    assert list(ledger._blocks) == [302, 303, 304, 305]
+    assert ledger._block_proofs == {}
+    assert ledger.inclusion_proof(300, 301) == ref.path(300, 0, 301)
 
 
 def test_proofs_stay_right_when_the_node_cache_overflows(ledger: Ledger) -> None:

@@ -270,7 +270,29 @@ def test_rocksdb_keeps_no_record_a_write_overtook(tmp_path: object) -> None:
         store.record_put("depositor", "lender-1", b"v3", b"v2")
     del store._write
     assert store.record_get("depositor", "lender-1") == b"v2"
+
+    # Should the kept copy ever differ from the database (a write that did not last), the
+    # compare-and-swap that finds out forgets it: the caller's read again is the truth.
+    store._records[store._record_key("depositor", "lender-1")] = b"stale"
+    with pytest.raises(Conflict):
+        store.record_put("depositor", "lender-1", b"v3", b"stale")
+    assert store.record_get("depositor", "lender-1") == b"v2"
+    store.record_put("depositor", "lender-1", b"v3", b"v2")
+    assert store.record_get("depositor", "lender-1") == b"v3"
+
+    # Misses are not kept (anyone can ask for a made-up API key), nor reads of a read-only store.
+    assert store.record_get("apikey", "0123456789abcdef") is None
+    assert list(store._records) == [store._record_key("depositor", "lender-1")]
+
+    # Reopened after a failed write: whatever was read before may not have lasted.
+    store._records[store._record_key("depositor", "lender-1")] = b"stale"
+    store._failed = "simulated: fsync failed"
+    store.record_put("apikey", "k", b"1", None)
+    assert store.record_get("depositor", "lender-1") == b"v3"
     store.close()
+    ro = RocksStore(Path(str(tmp_path)) / "db", read_only=True)
+    assert ro.record_get("depositor", "lender-1") == b"v3" and ro._records == {}
+    ro.close()
 
 
 def test_originals_are_content_addressed(store: Store) -> None:
