@@ -165,6 +165,12 @@ class _Turn:
         self.slots = []
 
 
+SPELLED_KEPT = 1 << 14
+_SPELLED: dict[bytes, str] = {}
+"""Base64 of the node hashes in recent receipts' proofs: the receipts of one block, and of the
+next blocks, share most of them (the upper levels, the tail)."""
+
+
 def _refused(waiter: asyncio.Future[Any], error: Exception) -> None:
     if not waiter.done():
         waiter.set_exception(error)
@@ -590,7 +596,9 @@ def create_app(
         def receipts_body() -> bytes:
             b64 = base64.b64encode
             proofs = proofs_of(receipts)
-            text: dict[bytes, str] = {}  # a node hash shared by a batch's proofs, spelled once
+            text = _SPELLED  # a node hash shared by receipts' proofs, spelled once
+            if len(text) > SPELLED_KEPT:
+                text.clear()
             objects = [
                 {
                     "index": r.index,

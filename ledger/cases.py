@@ -127,6 +127,10 @@ def normalize_contract_no(contract_no: Any) -> str:
     control characters. Raises :class:`~ledger.errors.InvalidContractNo` otherwise."""
     if not isinstance(contract_no, str):
         raise InvalidContractNo("contract_no must be a string", field="contract_no")
+    if contract_no.isascii() and contract_no.isprintable():  # the common case, cheaply
+        text = contract_no.strip()
+        if 1 <= len(text) <= MAX_CONTRACT_NO_CHARS:
+            return text
     text = unicodedata.normalize("NFC", contract_no).strip()
     if not 1 <= len(text) <= MAX_CONTRACT_NO_CHARS:
         raise InvalidContractNo(

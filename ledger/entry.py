@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
@@ -178,8 +179,10 @@ def digest_file(path: str, alg: str = "sha256", *, chunk: int = 1 << 20) -> Dige
     return Digest(alg, h.digest())
 
 
+@functools.lru_cache(maxsize=256)
 def format_time(ms: int) -> str:
-    """RFC 3339 UTC with milliseconds, as written in entries: ``2026-11-24T08:42:24.123Z``."""
+    """RFC 3339 UTC with milliseconds, as written in entries: ``2026-11-24T08:42:24.123Z``.
+    Kept for the last few values: every deposit admitted in one turn has the same."""
     t = datetime.fromtimestamp(ms / 1000, UTC)
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 

@@ -6,6 +6,8 @@ import doctest
 import hashlib
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ledger import cases
 from ledger.canonical import jcs
@@ -17,7 +19,7 @@ from ledger.cases import (
     check_case,
     check_case_meta,
 )
-from ledger.errors import InvalidMeta
+from ledger.errors import InvalidContractNo, InvalidMeta
 
 FORMAT_OF = {
     "credit_line_contract": "PDF",
@@ -153,3 +155,20 @@ def test_borrower_commitment_is_salted_jcs() -> None:
 
 def test_doctests_pass() -> None:
     assert doctest.testmod(cases).failed == 0
+
+
+@given(st.text(max_size=140) | st.text(st.characters(max_codepoint=127), max_size=140))
+def test_contract_numbers_read_as_the_definition_says(text: str) -> None:
+    """ASCII contract numbers take a short path; every text reads as the definition — NFC,
+    blanks stripped, 1–128 characters, no control or format characters — or is refused."""
+    import unicodedata
+
+    want = unicodedata.normalize("NFC", text).strip()
+    ok = 1 <= len(want) <= 128 and not any(
+        unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in want
+    )
+    if ok:
+        assert cases.normalize_contract_no(text) == want
+    else:
+        with pytest.raises(InvalidContractNo):
+            cases.normalize_contract_no(text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import random
 
@@ -127,3 +128,5 @@ def test_garbage_never_crashes(text: str) -> None:
 def test_body_is_the_80_bits_in_crockford_digits(bits: bytes) -> None:
     n = int.from_bytes(bits, "big")
     assert DepositCode(bits).body == "".join(CROCKFORD[(n >> s) & 31] for s in range(75, -1, -5))
+    rfc4648 = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", CROCKFORD.encode())
+    assert DepositCode(bits).body == base64.b32encode(bits).translate(rfc4648).decode()
