@@ -13,6 +13,7 @@ import binascii
 import functools
 import hashlib
 import re
+from binascii import b2a_base64
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -498,23 +499,25 @@ def build_entry(deposit: Deposit, received_at: str) -> bytes:
     which ``tests/ledger/test_entry.py`` checks against ``rfc8785`` over generated deposits.
     """
     sig = deposit.sig
-    parts = [
-        b'{"received_at":"',
-        received_at.encode(),
-        b'","sig":{"alg":"',
-        sig.alg.encode(),
-        b'","key_id":"',
-        sig.key_id.encode(),
-        b'","value":"',
-        base64.b64encode(sig.value),
-        b'"},"statement":',
-        deposit.statement.raw,
-    ]
-    if deposit.tst is not None:
-        parts += (b',"tst":"', base64.b64encode(deposit.tst), b'"')
-    parts.append(b"}")
-    leaf = b"".join(parts)
-    _check_size("entry", leaf, MAX_ENTRY_BYTES)
+    tst = deposit.tst
+    end = b"}" if tst is None else b',"tst":"' + b2a_base64(tst, newline=False) + b'"}'
+    leaf = b"".join(
+        (
+            b'{"received_at":"',
+            received_at.encode(),
+            b'","sig":{"alg":"',
+            sig.alg.encode(),
+            b'","key_id":"',
+            sig.key_id.encode(),
+            b'","value":"',
+            b2a_base64(sig.value, newline=False),
+            b'"},"statement":',
+            deposit.statement.raw,
+            end,
+        )
+    )
+    if len(leaf) > MAX_ENTRY_BYTES:
+        _check_size("entry", leaf, MAX_ENTRY_BYTES)
     return leaf
 
 
