@@ -1571,9 +1571,10 @@ def _register(data: Path, public_pem: bytes) -> tuple[str, str]:
 
 
 @contextmanager
-def serving(root: Path, *, startup: float = 60.0) -> Iterator[str]:
+def serving(root: Path, *, startup: float = 60.0) -> Iterator[tuple[str, int]]:
     """Run :mod:`tools.bench_server` on ``root / "data"`` in its own process; yields its URL
-    once it answers. Stopped with SIGTERM (killed if it does not exit) on leaving."""
+    and process id once it answers. Stopped with SIGTERM (killed if it does not exit) on
+    leaving."""
     log_path = root / "server.log"
     with log_path.open("w") as log:
         server = subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
@@ -1606,7 +1607,7 @@ def serving(root: Path, *, startup: float = 60.0) -> Iterator[str]:
             if time.monotonic() > deadline or server.poll() is not None:
                 raise RuntimeError(f"the bench server does not answer:\n{log_path.read_text()}")
             time.sleep(0.05)
-        yield url
+        yield url, server.pid
     finally:
         if server.poll() is None:
             server.send_signal(signal.SIGTERM)
@@ -1617,6 +1618,52 @@ def serving(root: Path, *, startup: float = 60.0) -> Iterator[str]:
                 server.wait()
         if server.stdout is not None:
             server.stdout.close()
+
+
+@dataclass(frozen=True, slots=True)
+class CpuSample:
+    """CPU seconds used so far by a served process: its event loop (the main thread), the whole
+    process (every thread), and its child processes (the signature process)."""
+
+    loop: float
+    process: float
+    children: float
+
+    def __sub__(self, other: CpuSample) -> CpuSample:
+        return CpuSample(
+            self.loop - other.loop, self.process - other.process, self.children - other.children
+        )
+
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _stat_fields(path: str) -> list[str] | None:
+    """The fields of a /proc ``stat`` file after the command name (state first)."""
+    try:
+        with open(path) as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def _cpu_seconds(fields: list[str]) -> float:
+    return (int(fields[11]) + int(fields[12])) / _TICK  # utime + stime
+
+
+def cpu_sample(pid: int) -> CpuSample | None:
+    """What ``pid`` (and its children) used so far, from /proc; ``None`` where there is none."""
+    loop = _stat_fields(f"/proc/{pid}/task/{pid}/stat")
+    process = _stat_fields(f"/proc/{pid}/stat")
+    if loop is None or process is None:
+        return None
+    children = 0.0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and entry != str(pid):
+            fields = _stat_fields(f"/proc/{entry}/stat")
+            if fields is not None and fields[1] == str(pid):
+                children += _cpu_seconds(fields)
+    return CpuSample(_cpu_seconds(loop), _cpu_seconds(process), children)
 
 
 def _wait_stamped(http: httpx.Client, *, seconds: float = 60.0) -> None:
@@ -1665,7 +1712,11 @@ class _HttpRun:
     bodies: _Bodies
     token: str
     log: Log
+    server_pid: int
     trivial: float = 0.0
+    trivial_loop_us: float = 0.0
+    cpu: dict[str, CpuSample] = field(default_factory=dict)
+    """What the server's CPU did in each section's timed run."""
 
     def post(self, path: str, body: bytes, *, status: int, auth: bool = True) -> Any:
         headers = {"Content-Type": "application/json"}
@@ -1691,8 +1742,9 @@ class _HttpRun:
     def load(
         self, section: str, path: str, bodies: Sequence[bytes] | None, connections: int
     ) -> WrkResult:
-        """One timed wrk run of ``config.seconds``."""
-        return self.wrk.run(
+        """One timed wrk run of ``config.seconds``, and what the server's CPU did in it."""
+        before = cpu_sample(self.server_pid)
+        result = self.wrk.run(
             section,
             path,
             seconds=self.config.seconds,
@@ -1700,6 +1752,29 @@ class _HttpRun:
             bodies=bodies,
             auth=path == "/v1/deposits",
         )
+        after = cpu_sample(self.server_pid)
+        if before is not None and after is not None:
+            self.cpu[section] = after - before
+        return result
+
+    def add_cpu(self, section: str, result: WrkResult) -> None:
+        """The server's CPU per request in ``section``'s timed run (Linux: from /proc): of its
+        event loop, and of the whole server (threads and signature process). Unlike requests/s,
+        these barely move when other jobs slow the machine down; the loop's, beside the trivial
+        endpoint's, is the deposit's cost in the resource that bounds it."""
+        used = self.cpu.get(section)
+        if used is None or not result.requests:
+            return
+        n, per = result.requests, "request"
+        if section == "batch_deposits":
+            n, per = n * self.config.batch, "deposit"
+        loop_us = self.report.add(section, f"loop_cpu_per_{per}", used.loop / n * 1e6, "µs")
+        total_us = (used.process + used.children) / n * 1e6
+        self.report.add(section, f"server_cpu_per_{per}", total_us, "µs")
+        if section == "trivial":
+            self.trivial_loop_us = loop_us
+        elif per == "request" and self.trivial_loop_us and loop_us:
+            self.report.add(section, "loop_cpu_to_trivial", self.trivial_loop_us / loop_us, "ratio")
 
     def warm(
         self, section: str, path: str, bodies: Sequence[bytes] | None, connections: int
@@ -1718,9 +1793,9 @@ class _HttpRun:
         c = self.config.connections
         self.log(f"trivial: GET {TRIVIAL_PATH}, {c} connections")
         self.warm("trivial", TRIVIAL_PATH, None, c)
-        self.trivial = _add_load(
-            self.report, "trivial", self.load("trivial", TRIVIAL_PATH, None, c)
-        )
+        result = self.load("trivial", TRIVIAL_PATH, None, c)
+        self.trivial = _add_load(self.report, "trivial", result)
+        self.add_cpu("trivial", result)
 
     def single_phase(self, warm_bodies: Sequence[bytes]) -> None:
         section, c, seconds = "single_deposits", self.config.connections, self.config.seconds
@@ -1732,6 +1807,7 @@ class _HttpRun:
         rate = _add_load(self.report, section, result, p99=Target("<=", 50))
         self.report.add(section, "distinct_bodies", len(timed), "bodies")
         self.report.add(section, "to_trivial", rate / self.trivial, "ratio", Target(">=", 0.4))
+        self.add_cpu(section, result)
         _reused(section, result, len(timed), self.report)
 
     def batch_phase(self, warm_bodies: Sequence[tuple[bytes, str]], public: PublicKey) -> None:
@@ -1752,6 +1828,7 @@ class _HttpRun:
         self.report.add(section, "distinct_bodies", len(timed), "bodies")
         self.report.add(section, "raw_verify", raw, "verifications/s")
         self.report.add(section, "to_raw_verify", rate / raw, "ratio", Target(">=", 0.7))
+        self.add_cpu(section, result)
         _reused(section, result, len(timed), self.report)
 
     def verify_phase(self, codes: Sequence[str], coded: Sequence[tuple[bytes, str]]) -> int:
@@ -1768,8 +1845,10 @@ class _HttpRun:
             if verdict.get("verdict") != "VERIFIED":
                 raise RuntimeError(f"a deposited code does not verify: {verdict}")
         self.warm(section, "/v1/verify", checks, c)
-        rate = _add_load(self.report, section, self.load(section, "/v1/verify", checks, c))
+        result = self.load(section, "/v1/verify", checks, c)
+        rate = _add_load(self.report, section, result)
         self.report.add(section, "to_trivial", rate / self.trivial, "ratio", Target(">=", 0.6))
+        self.add_cpu(section, result)
         size: int = self.http.get("/healthz").json()["tree_size"]
         return size
 
@@ -1797,7 +1876,7 @@ def run_http_bench(config: HttpConfig, *, log: Log) -> Report:
             2 * config.batch_connections, math.ceil(BATCH_WARM_RATE * config.warmup / config.batch)
         )
         batch_f = bodies.submit(max(warm_batches * config.batch, config.raw_signatures))
-        with serving(root) as url, httpx.Client(base_url=url, timeout=120) as http:
+        with serving(root) as (url, pid), httpx.Client(base_url=url, timeout=120) as http:
             runner = _HttpRun(
                 config,
                 report,
@@ -1806,6 +1885,7 @@ def run_http_bench(config: HttpConfig, *, log: Log) -> Report:
                 bodies,
                 token,
                 log,
+                pid,
             )
             coded, single, batch = _gather(coded_f), _gather(single_f), _gather(batch_f)
             # Deposits made through the API for the verify phase to look up (and a check that
@@ -1870,6 +1950,12 @@ def _http_notes(config: HttpConfig, report: Report, tree_size: int) -> None:
         "through the API before the first phase (a tenth of them checked VERIFIED first; every "
         "entry "
         f"time-stamped before the phase); the ledger then held {tree_size:,} entries.",
+        "CPU: read from /proc (utime + stime) before and after each timed run and divided by "
+        "the requests wrk completed (by the deposits, for batches). loop = the server's main "
+        "thread, which runs the event loop; server = every thread of the server process plus "
+        "its child processes (the signature process). loop_cpu_to_trivial = the trivial "
+        "endpoint's loop CPU per request over this phase's: when other jobs slow the machine "
+        "down, requests/s drop, and these move far less.",
     ]
 
 

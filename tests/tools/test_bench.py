@@ -207,17 +207,26 @@ LOAD_FIGURES = {
     "socket_errors": "errors",
     "requests": "requests",
 }
+CPU_FIGURES = {
+    "loop_cpu_per_request": "µs",
+    "server_cpu_per_request": "µs",
+    "loop_cpu_to_trivial": "ratio",
+}
 HTTP_FIGURES = {
-    "trivial": LOAD_FIGURES,
-    "single_deposits": LOAD_FIGURES | {"distinct_bodies": "bodies", "to_trivial": "ratio"},
+    "trivial": LOAD_FIGURES | {"loop_cpu_per_request": "µs", "server_cpu_per_request": "µs"},
+    "single_deposits": LOAD_FIGURES
+    | {"distinct_bodies": "bodies", "to_trivial": "ratio"}
+    | CPU_FIGURES,
     "batch_deposits": LOAD_FIGURES
     | {
         "deposits_per_second": "deposits/s",
         "distinct_bodies": "bodies",
         "raw_verify": "verifications/s",
         "to_raw_verify": "ratio",
+        "loop_cpu_per_deposit": "µs",
+        "server_cpu_per_deposit": "µs",
     },
-    "verify_by_code": LOAD_FIGURES | {"to_trivial": "ratio"},
+    "verify_by_code": LOAD_FIGURES | {"to_trivial": "ratio"} | CPU_FIGURES,
 }
 # (section, ratio, numerator section and figure, denominator section and figure)
 HTTP_RATIOS = [
@@ -296,6 +305,26 @@ def test_http_ratios_divide_figures_of_the_same_run(
     assert figure["value"] == pytest.approx(
         sections[top][top_name]["value"] / sections[bottom][bottom_name]["value"]
     )
+
+
+@pytest.mark.parametrize("section", HTTP_SECTIONS)
+def test_http_server_cpu_is_measured_beside_the_trivial_endpoint(
+    http: dict[str, Any], section: str
+) -> None:
+    """The server's CPU per request (per deposit in a batch), read from /proc around each timed
+    run: the loop's share is part of the whole server's, and the loop's cost beside the trivial
+    endpoint's is the ratio of the two figures of the same run."""
+    sections = http["sections"]
+    per = "deposit" if section == "batch_deposits" else "request"
+    figures = sections[section]
+    loop, whole = figures[f"loop_cpu_per_{per}"], figures[f"server_cpu_per_{per}"]
+    assert 0 < loop["value"] <= whole["value"] < 1e6
+    assert "target" not in loop and "target" not in whole
+    if section in ("single_deposits", "verify_by_code"):
+        trivial = sections["trivial"]["loop_cpu_per_request"]["value"]
+        ratio = figures["loop_cpu_to_trivial"]
+        assert ratio["unit"] == "ratio" and "target" not in ratio
+        assert ratio["value"] == pytest.approx(trivial / loop["value"])
 
 
 def test_http_targets(http: dict[str, Any]) -> None:
