@@ -1620,22 +1620,17 @@ def serving(root: Path, *, startup: float = 60.0) -> Iterator[tuple[str, int]]:
             server.stdout.close()
 
 
+TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
 @dataclass(frozen=True, slots=True)
-class CpuSample:
-    """CPU seconds used so far by a served process: its event loop (the main thread), the whole
-    process (every thread), and its child processes (the signature process)."""
+class CpuUsed:
+    """CPU clock ticks a served process used in a run: its event loop (the main thread), and
+    the whole server — every thread and child process (the signature process) alive at the
+    end of the run, the loop included."""
 
-    loop: float
-    process: float
-    children: float
-
-    def __sub__(self, other: CpuSample) -> CpuSample:
-        return CpuSample(
-            self.loop - other.loop, self.process - other.process, self.children - other.children
-        )
-
-
-_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    loop: int
+    server: int
 
 
 def _stat_fields(path: str) -> list[str] | None:
@@ -1647,23 +1642,37 @@ def _stat_fields(path: str) -> list[str] | None:
         return None
 
 
-def _cpu_seconds(fields: list[str]) -> float:
-    return (int(fields[11]) + int(fields[12])) / _TICK  # utime + stime
+def _ticks(fields: list[str]) -> int:
+    return int(fields[11]) + int(fields[12])  # utime + stime
 
 
-def cpu_sample(pid: int) -> CpuSample | None:
-    """What ``pid`` (and its children) used so far, from /proc; ``None`` where there is none."""
-    loop = _stat_fields(f"/proc/{pid}/task/{pid}/stat")
-    process = _stat_fields(f"/proc/{pid}/stat")
-    if loop is None or process is None:
+def cpu_sample(pid: int) -> dict[int, int] | None:
+    """The ticks used so far by each thread of ``pid`` and each of its child processes, by
+    task id, from /proc; ``None`` where there is no /proc.
+
+    Each task's own figure only grows; the process's total in ``/proc/PID/stat`` is adjusted
+    apart from its threads' and can fall a tick behind the loop's, so totals are summed here."""
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except OSError:
         return None
-    children = 0.0
+    ticks = {}
+    for tid in threads:
+        fields = _stat_fields(f"/proc/{pid}/task/{tid}/stat")
+        if fields is not None:
+            ticks[int(tid)] = _ticks(fields)
     for entry in os.listdir("/proc"):
         if entry.isdigit() and entry != str(pid):
             fields = _stat_fields(f"/proc/{entry}/stat")
             if fields is not None and fields[1] == str(pid):
-                children += _cpu_seconds(fields)
-    return CpuSample(_cpu_seconds(loop), _cpu_seconds(process), children)
+                ticks[int(entry)] = _ticks(fields)
+    return ticks if pid in ticks else None
+
+
+def cpu_used(pid: int, before: dict[int, int], after: dict[int, int]) -> CpuUsed:
+    """What ``pid``'s loop and whole server used between two samples (:func:`cpu_sample`)."""
+    used = {task: ticks - before.get(task, 0) for task, ticks in after.items()}
+    return CpuUsed(used[pid], sum(used.values()))
 
 
 def _wait_stamped(http: httpx.Client, *, seconds: float = 60.0) -> None:
@@ -1715,8 +1724,6 @@ class _HttpRun:
     server_pid: int
     trivial: float = 0.0
     trivial_loop_us: float = 0.0
-    cpu: dict[str, CpuSample] = field(default_factory=dict)
-    """What the server's CPU did in each section's timed run."""
 
     def post(self, path: str, body: bytes, *, status: int, auth: bool = True) -> Any:
         headers = {"Content-Type": "application/json"}
@@ -1741,8 +1748,9 @@ class _HttpRun:
 
     def load(
         self, section: str, path: str, bodies: Sequence[bytes] | None, connections: int
-    ) -> WrkResult:
-        """One timed wrk run of ``config.seconds``, and what the server's CPU did in it."""
+    ) -> tuple[WrkResult, CpuUsed | None]:
+        """One timed wrk run of ``config.seconds``, and what the server's CPU did in it (none
+        where /proc cannot tell)."""
         before = cpu_sample(self.server_pid)
         result = self.wrk.run(
             section,
@@ -1753,23 +1761,23 @@ class _HttpRun:
             auth=path == "/v1/deposits",
         )
         after = cpu_sample(self.server_pid)
-        if before is not None and after is not None:
-            self.cpu[section] = after - before
-        return result
+        if before is None or after is None:
+            return result, None
+        return result, cpu_used(self.server_pid, before, after)
 
-    def add_cpu(self, section: str, result: WrkResult) -> None:
+    def add_cpu(self, section: str, result: WrkResult, used: CpuUsed | None) -> None:
         """The server's CPU per request in ``section``'s timed run (Linux: from /proc): of its
         event loop, and of the whole server (threads and signature process). Unlike requests/s,
         these barely move when other jobs slow the machine down; the loop's, beside the trivial
         endpoint's, is the deposit's cost in the resource that bounds it."""
-        used = self.cpu.get(section)
         if used is None or not result.requests:
             return
         n, per = result.requests, "request"
         if section == "batch_deposits":
             n, per = n * self.config.batch, "deposit"
-        loop_us = self.report.add(section, f"loop_cpu_per_{per}", used.loop / n * 1e6, "µs")
-        total_us = (used.process + used.children) / n * 1e6
+        scale = 1e6 / TICKS_PER_SECOND / n
+        loop_us = self.report.add(section, f"loop_cpu_per_{per}", used.loop * scale, "µs")
+        total_us = used.server * scale
         self.report.add(section, f"server_cpu_per_{per}", total_us, "µs")
         if section == "trivial":
             self.trivial_loop_us = loop_us
@@ -1793,9 +1801,9 @@ class _HttpRun:
         c = self.config.connections
         self.log(f"trivial: GET {TRIVIAL_PATH}, {c} connections")
         self.warm("trivial", TRIVIAL_PATH, None, c)
-        result = self.load("trivial", TRIVIAL_PATH, None, c)
+        result, used = self.load("trivial", TRIVIAL_PATH, None, c)
         self.trivial = _add_load(self.report, "trivial", result)
-        self.add_cpu("trivial", result)
+        self.add_cpu("trivial", result, used)
 
     def single_phase(self, warm_bodies: Sequence[bytes]) -> None:
         section, c, seconds = "single_deposits", self.config.connections, self.config.seconds
@@ -1803,11 +1811,11 @@ class _HttpRun:
         warm = self.warm(section, "/v1/deposits", warm_bodies, c)
         count = _pool_size(warm, c, seconds, fallback=SINGLE_WARM_RATE)
         timed = [body for body, _ in self.bodies.make(count)]
-        result = self.load(section, "/v1/deposits", timed, c)
+        result, used = self.load(section, "/v1/deposits", timed, c)
         rate = _add_load(self.report, section, result, p99=Target("<=", 50))
         self.report.add(section, "distinct_bodies", len(timed), "bodies")
         self.report.add(section, "to_trivial", rate / self.trivial, "ratio", Target(">=", 0.4))
-        self.add_cpu(section, result)
+        self.add_cpu(section, result, used)
         _reused(section, result, len(timed), self.report)
 
     def batch_phase(self, warm_bodies: Sequence[tuple[bytes, str]], public: PublicKey) -> None:
@@ -1822,13 +1830,13 @@ class _HttpRun:
         warm = self.warm(section, "/v1/deposits", _batches(warm_bodies, size), c)
         count = _pool_size(warm, c, self.config.seconds, fallback=raw / size)
         timed = _batches(self.bodies.make(count * size), size)
-        result = self.load(section, "/v1/deposits", timed, c)
+        result, used = self.load(section, "/v1/deposits", timed, c)
         _add_load(self.report, section, result)
         rate = self.report.add(section, "deposits_per_second", result.rate * size, "deposits/s")
         self.report.add(section, "distinct_bodies", len(timed), "bodies")
         self.report.add(section, "raw_verify", raw, "verifications/s")
         self.report.add(section, "to_raw_verify", rate / raw, "ratio", Target(">=", 0.7))
-        self.add_cpu(section, result)
+        self.add_cpu(section, result, used)
         _reused(section, result, len(timed), self.report)
 
     def verify_phase(self, codes: Sequence[str], coded: Sequence[tuple[bytes, str]]) -> int:
@@ -1845,10 +1853,10 @@ class _HttpRun:
             if verdict.get("verdict") != "VERIFIED":
                 raise RuntimeError(f"a deposited code does not verify: {verdict}")
         self.warm(section, "/v1/verify", checks, c)
-        result = self.load(section, "/v1/verify", checks, c)
+        result, used = self.load(section, "/v1/verify", checks, c)
         rate = _add_load(self.report, section, result)
         self.report.add(section, "to_trivial", rate / self.trivial, "ratio", Target(">=", 0.6))
-        self.add_cpu(section, result)
+        self.add_cpu(section, result, used)
         size: int = self.http.get("/healthz").json()["tree_size"]
         return size
 
@@ -1952,8 +1960,9 @@ def _http_notes(config: HttpConfig, report: Report, tree_size: int) -> None:
         f"time-stamped before the phase); the ledger then held {tree_size:,} entries.",
         "CPU: read from /proc (utime + stime) before and after each timed run and divided by "
         "the requests wrk completed (by the deposits, for batches). loop = the server's main "
-        "thread, which runs the event loop; server = every thread of the server process plus "
-        "its child processes (the signature process). loop_cpu_to_trivial = the trivial "
+        "thread, which runs the event loop; server = every thread of the server process and "
+        "its child processes (the signature process) alive at the end of the run, each "
+        "thread's own ticks summed. loop_cpu_to_trivial = the trivial "
         "endpoint's loop CPU per request over this phase's: when other jobs slow the machine "
         "down, requests/s drop, and these move far less.",
     ]
