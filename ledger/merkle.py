@@ -20,7 +20,7 @@ nodes, some of which (the "ephemeral" right border) are folded into one hash bef
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from hashlib import sha256
 from typing import NamedTuple
@@ -108,15 +108,9 @@ class CompactRange:
     ``levels[level]`` in index order, so a caller can store tiles without recomputing.
     """
 
-    __slots__ = ("hashes", "levels", "size")
+    __slots__ = ("hashes", "size")
 
-    def __init__(
-        self,
-        size: int = 0,
-        hashes: Sequence[bytes] = (),
-        *,
-        levels: list[list[bytes]] | None = None,
-    ) -> None:
+    def __init__(self, size: int = 0, hashes: Sequence[bytes] = ()) -> None:
         if size < 0 or len(hashes) != size.bit_count():
             raise InvalidProofRequest(
                 f"a compact range of size {size} has {size.bit_count()} hashes, got {len(hashes)}",
@@ -125,30 +119,49 @@ class CompactRange:
             )
         self.size = size
         self.hashes = list(hashes)
-        self.levels = levels
 
     def append(self, leaf_hash: bytes) -> None:
         """Add one leaf (by its leaf hash), merging completed subtrees: amortised 1 node hash."""
         index = self.size
         h = leaf_hash
         hashes = self.hashes
-        levels = self.levels
-        if levels is None:
-            while index & 1:
-                h = sha256(NODE_HASH_PREFIX + hashes.pop() + h).digest()
-                index >>= 1
-        else:
-            levels[0].append(h)
-            level = 0
-            while index & 1:
-                h = sha256(NODE_HASH_PREFIX + hashes.pop() + h).digest()
-                index >>= 1
-                level += 1
-                if level == len(levels):
-                    levels.append([])
-                levels[level].append(h)
+        while index & 1:
+            h = sha256(NODE_HASH_PREFIX + hashes.pop() + h).digest()
+            index >>= 1
         hashes.append(h)
         self.size += 1
+
+    def extend(self, leaf_hashes: Iterable[bytes]) -> list[list[bytes]]:
+        """Add many leaves at once; return, level by level from the leaves up, the nodes they
+        completed, in index order (``[0]`` is ``leaf_hashes``): what a caller stores as tiles.
+
+        The same hashes as :meth:`append` one by one, made a level at a time: the new nodes at
+        a level start at index ``size >> level``; when that is odd, the first one's left
+        sibling is the frontier's lowest hash, and when the run ends on an even index, its
+        last node waits in the frontier for its sibling (binary addition, carried level by
+        level).
+        """
+        hashes = self.hashes
+        prefix = NODE_HASH_PREFIX
+        runs: list[list[bytes]] = []
+        waiting: list[bytes] = []  # the new frontier's hashes below the old ones, lowest first
+        nodes = list(leaf_hashes)
+        start = self.size
+        self.size += len(nodes)
+        while nodes:
+            runs.append(nodes)
+            if start & 1:
+                nodes = [hashes.pop(), *nodes]
+            if len(nodes) & 1:
+                waiting.append(nodes[-1])
+            pairs = iter(nodes)  # zipped with itself: (0, 1), (2, 3)…; an odd last one waits
+            nodes = [
+                sha256(prefix + left + right).digest()
+                for left, right in zip(pairs, pairs, strict=False)
+            ]
+            start >>= 1
+        hashes.extend(reversed(waiting))
+        return runs
 
     def root(self) -> bytes:
         """MTH of ``[0, size)``: the frontier folded from the right."""

@@ -359,14 +359,14 @@ class Sequencer:
 
         if fresh:
             if len(fresh) == len(deposits):
-                new_deposits = deposits
-                new_hashes = hashes
+                new_deposits, new_hashes, new_keys = deposits, hashes, keys
                 new_leaves = [leaf for p in batch for leaf in p.leaves]
             else:
                 leaves = [leaf for p in batch for leaf in p.leaves]
                 new_deposits = [deposits[i] for i in fresh]
                 new_hashes = [hashes[i] for i in fresh]
                 new_leaves = [leaves[i] for i in fresh]
+                new_keys = [keys[i] for i in fresh]
             tiles = self._tree.extend(new_hashes)
             checkpoint = Checkpoint(
                 self.ledger.origin,
@@ -384,7 +384,7 @@ class Sequencer:
                     old_size,
                     new_leaves,
                     new_hashes,
-                    [d.statement.key for d in new_deposits],
+                    new_keys,
                     tiles,
                     note,
                     metas,

@@ -303,14 +303,7 @@ class TiledTree:
     def extend(self, leaf_hashes: Iterable[bytes]) -> dict[TileID, bytes]:
         """Append leaves; return the new or grown tile records."""
         old = self.frontier.size
-        levels: list[list[bytes]] = [[]]
-        self.frontier.levels = levels
-        append = self.frontier.append
-        try:
-            for h in leaf_hashes:
-                append(h)
-        finally:
-            self.frontier.levels = None
+        levels = self.frontier.extend(leaf_hashes)
         return self._tiles(old, self.frontier.size, levels)
 
     def _tiles(self, old: int, new: int, levels: list[list[bytes]]) -> dict[TileID, bytes]:

@@ -439,17 +439,23 @@ class RocksStore:
             # Each key family goes in as one sorted run: RocksDB's memtable inserts a sorted run
             # from where the previous key went in, about twice as fast as the same keys in
             # entry order (the code, digest and case keys are scattered by their hashes).
+            base = block.old_size
+            metas, cases = block.metas, block.cases
+            for named in (metas, cases):
+                if named and not base <= min(named) <= max(named) < block.new_size:
+                    raise StorageError("a block's metas and cases must name its own entries")
             batch = WriteBatch(raw_mode=True)
             put = batch.put
-            base = block.old_size
             indexes = [_u64(base + offset) for offset in range(len(block.leaves))]
             if block.config is not None:
                 put(_CONFIG, block.config)
             size = _u64(block.new_size)
             put(_HEAD, size)
             for key in sorted(
-                b"c" + leaf_hash[:10] + index
-                for leaf_hash, index in zip(block.leaf_hashes, indexes, strict=True)
+                [
+                    b"c" + leaf_hash[:10] + index
+                    for leaf_hash, index in zip(block.leaf_hashes, indexes, strict=True)
+                ]
             ):
                 put(key, b"")
             digest_keys = [b"d" + key for key in block.statement_keys]
@@ -458,11 +464,11 @@ class RocksStore:
             for index, leaf in zip(indexes, block.leaves, strict=True):
                 put(b"e" + index, leaf)
             put(b"k" + size, block.checkpoint)
-            for index_int in sorted(block.metas):
-                put(b"m" + _u64(index_int), block.metas[index_int])
+            for index_int in sorted(metas):
+                put(b"m" + indexes[index_int - base], metas[index_int])
             for tile in sorted(block.tiles):
                 put(b"t" + _TILE.pack(tile.level, tile.index), block.tiles[tile])
-            for key in sorted(b"x" + case + _u64(i) for i, case in block.cases.items()):
+            for key in sorted([b"x" + cases[i] + indexes[i - base] for i in cases]):
                 put(key, b"")
             self._write(batch, f"commit of block at {base}")
             self._durable = Head(block.new_size, block.checkpoint)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tlog_scales.tlog import (
     ConsistencyProof,
     ConsistencyProofInvalid,
@@ -78,6 +80,35 @@ def test_compact_range_matches_reference_every_size() -> None:
         assert cr.size == n and len(cr.hashes) == n.bit_count()
         if n < 300:
             cr.append(leaf_hash(leaves[n]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 70), min_size=1, max_size=8))
+def test_compact_range_extend_equals_appends(runs: list[int]) -> None:
+    """Extending by runs of any lengths gives the frontier of appending one by one, and returns
+    every complete node the run finished, level by level, in index order (against the RFC
+    reference: node (level, i) is MTH of leaves [i << level, (i + 1) << level))."""
+    leaves = [i.to_bytes(2, "big") for i in range(sum(runs))]
+    one, many = CompactRange(), CompactRange()
+    for n in runs:
+        old = many.size
+        chunk = [leaf_hash(x) for x in leaves[old : old + n]]
+        levels = many.extend(chunk)
+        for h in chunk:
+            one.append(h)
+        assert (many.size, many.hashes) == (one.size, one.hashes)
+        new = many.size
+        want = []
+        level = 0
+        while (new >> level) > (old >> level):
+            want.append(
+                [
+                    reference.mth(leaves[i << level : (i + 1) << level])
+                    for i in range(old >> level, new >> level)
+                ]
+            )
+            level += 1
+        assert levels == want
 
 
 def test_compact_range_refuses_wrong_hash_count() -> None:
