@@ -7,12 +7,20 @@ them to the tree, signs the next checkpoint (``time`` never goes backwards, ``pr
 bodies) and hands entries, tiles, indexes, meta and checkpoint to the store as one atomic durable
 write. Only then does a caller's future resolve with its :class:`Receipt`.
 
+With a :class:`~ledger.store.StagingStore` (RocksDB) that write comes in two halves: the writer
+*stages* the block (written, visible to its own next duplicate check, shown to no reader) and
+hands it to a syncer thread, which fsyncs — with the GIL released, so the writer stages the next
+block meanwhile — and only then shows the block and resolves its futures. Blocks that queued up
+behind one fsync share the next. At most ``_IN_FLIGHT`` blocks are staged and not yet durable.
+
 When given ``admit`` (the depositor registry's check), every deposit is checked — depositor
 registered, key valid at the time of receipt, signature — before anything is queued.
 
 A statement deposited again (a retry) is not appended twice: its receipt names the original
-index, with ``duplicate=True``. If a commit fails, every deposit of that block gets the error, and
-the writer reloads the tree from the store, which is the truth whether or not the write landed.
+index, with ``duplicate=True``. If a commit fails, every deposit of that block gets the error (and
+of every block staged behind it, when an fsync failed); before the next block the writer waits
+until nothing is in flight, has the store settle (reopen if need be, make what it holds durable)
+and reloads the tree from it, which is the truth whether or not the failed write landed.
 """
 
 from __future__ import annotations
@@ -23,9 +31,10 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from .checkpoint import Checkpoint
@@ -34,7 +43,7 @@ from .entry import Deposit, build_entry, format_time
 from .errors import CunzhengError, StorageError, Unavailable
 from .log import Ledger
 from .merkle import leaf_hash
-from .store import Block
+from .store import Block, Head, StagingStore
 from .tiles import TiledTree
 
 __all__ = ["Receipt", "Sequencer"]
@@ -67,6 +76,24 @@ class _Pending:
     loop: asyncio.AbstractEventLoop | None = None
     """Set when ``future`` is an asyncio future of this loop (:meth:`Sequencer.submit_for`)."""
 
+
+@dataclass(slots=True)
+class _Staged:
+    """A block the writer has written (or failed to), for the syncer to finish."""
+
+    batch: list[_Pending]
+    receipts: list[Receipt] = field(default_factory=list)
+    head: Head | None = None
+    """What the block makes durable; ``None`` when nothing was written (all duplicates)."""
+    old_size: int = 0
+    new_size: int = 0
+    seconds: float = 0.0
+    """How long writing it took (the fsync's time is added when it is done)."""
+    error: Exception | None = None
+
+
+_IN_FLIGHT = 4
+"""Blocks written and not yet durable, at most: the writer waits for the syncer beyond that."""
 
 _Outcome = tuple["asyncio.Future[list[Receipt]]", list[Receipt] | None, BaseException | None]
 
@@ -138,7 +165,24 @@ class Sequencer:
         self._closed = False
         self._tree: TiledTree
         self._last: Checkpoint
+        self._note = b""
+        """The note of the last block written: the receipts' checkpoint when a batch is all
+        duplicates."""
         self.blocks = 0
+        # With a staging store, a syncer thread makes blocks durable while the writer writes
+        # the next one (the fsync releases the GIL): see _finish.
+        self._syncs: queue.SimpleQueue[_Staged | object] = queue.SimpleQueue()
+        self._syncer: threading.Thread | None = None
+        self._flight = threading.Condition()
+        self._in_flight = 0
+        """Blocks handed to the syncer and not yet finished (guarded by ``_flight``)."""
+        self._broken: Exception | None = None
+        """Why a sync failed: every block in flight fails with it, until the writer recovers."""
+        self._reload = False
+        """A commit failed: before the next one, the writer reloads the tree from the store."""
+        self._staged: deque[tuple[int, list[bytes]]] = deque()
+        """(first index, leaf hashes) of the last blocks staged, which may not be durable yet
+        (the store shows none of them then); the writer's alone."""
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -146,6 +190,11 @@ class Sequencer:
         if self._thread is not None:
             return self
         self._load()
+        if isinstance(self.ledger.store, StagingStore):
+            self._syncer = threading.Thread(
+                target=self._sync_run, name="cunzheng-syncer", daemon=True
+            )
+            self._syncer.start()
         self._thread = threading.Thread(target=self._run, name="cunzheng-sequencer", daemon=True)
         self._thread.start()
         return self
@@ -157,6 +206,10 @@ class Sequencer:
             self._queue.put(_STOP)
             self._thread.join()
             self._thread = None
+        if self._syncer is not None:  # after the writer: it finishes what was written
+            self._syncs.put(_STOP)
+            self._syncer.join()
+            self._syncer = None
 
     def __enter__(self) -> Sequencer:
         return self.start()
@@ -169,6 +222,11 @@ class Sequencer:
         head, checkpoint = self.ledger.checked_head()
         self._tree = TiledTree.load(head.size, self.ledger.read_tiles)
         self._last = checkpoint
+        self._note = head.note
+        self._staged.clear()
+        self._reload = False
+        with self._flight:
+            self._broken = None
 
     # --- intake (any thread) -----------------------------------------------------------------
 
@@ -303,48 +361,137 @@ class Sequencer:
             self._commit(batch, count)
 
     def _commit(self, batch: list[_Pending], count: int) -> None:
-        outcomes: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
-
-        def deliver(p: _Pending, receipts: list[Receipt] | None, error: Exception | None) -> None:
-            if p.loop is not None:
-                outcomes.setdefault(p.loop, []).append((p.future, receipts, error))  # type: ignore[arg-type]
-            elif error is not None:
-                p.future.set_exception(error)
-            else:
-                p.future.set_result(receipts)  # type: ignore[arg-type]
-
         try:
-            results = self._integrate(batch)
+            if self._reload or self._broken is not None:
+                self._recover()
+            staged = self._integrate(batch)
         except Exception as exc:
             error = exc if isinstance(exc, CunzhengError) else StorageError(f"commit failed: {exc}")
             if not isinstance(exc, CunzhengError):
                 log.exception("sequencer commit failed")
-            for p in batch:
-                deliver(p, None, error)
-            with contextlib.suppress(Exception):
-                self._load()
-        else:
-            start = 0
-            for p in batch:
-                end = start + len(p.deposits)
-                deliver(p, results[start:end], None)
-                start = end
-        finally:
-            with self._pending_lock:
-                self._pending -= count
-            for loop, settled in outcomes.items():
-                with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
-                    loop.call_soon_threadsafe(_settle, settled)
+            staged = _Staged(batch, error=error)
+            self._reload = True  # before the next block: the tree again from the store
+        if self._syncer is None:
+            self._finish([staged])
+            return
+        with self._flight:
+            while self._in_flight >= _IN_FLIGHT:
+                self._flight.wait()
+            self._in_flight += 1
+        self._syncs.put(staged)
 
-    def _integrate(self, batch: list[_Pending]) -> list[Receipt]:
+    def _recover(self) -> None:
+        """After a failed commit: once every block in flight is settled, take the store's head
+        as the truth (a block that failed may have landed, or not) and reload the tree."""
+        with self._flight:
+            while self._in_flight:
+                self._flight.wait()
+        store = self.ledger.store
+        if self._syncer is not None and isinstance(store, StagingStore):
+            store.settle()
+        self._load()
+
+    def _sync_run(self) -> None:
+        """The syncer thread: makes staged blocks durable, several with one fsync when they
+        queued up meanwhile, and only then hands out their receipts."""
+        stopping = False
+        while not stopping:
+            item = self._syncs.get()
+            if item is _STOP:
+                break
+            group = [item]
+            while True:
+                try:
+                    nxt = self._syncs.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is _STOP:
+                    stopping = True
+                    break
+                group.append(nxt)
+            try:
+                self._finish(group)  # type: ignore[arg-type]  # every item but _STOP is _Staged
+            except Exception:  # a bug: keep syncing, the writer must not wait forever
+                log.exception("finishing committed blocks failed")
+            finally:
+                with self._flight:
+                    self._in_flight -= len(group)
+                    self._flight.notify_all()
+
+    def _finish(self, group: list[_Staged]) -> None:
+        """Make ``group``'s staged blocks durable (with a staging store, in the syncer thread),
+        then deliver their receipts, or every one's error when that fails."""
+        failure = self._broken
+        heads = [s.head for s in group if s.head is not None and s.error is None]
+        synced = 0.0
+        if heads and failure is None and self._syncer is not None:
+            started = time.perf_counter()
+            try:
+                self.ledger.store.sync(heads[-1])  # type: ignore[attr-defined]  # StagingStore
+            except Exception as exc:
+                failure = (
+                    exc if isinstance(exc, CunzhengError) else StorageError(f"commit failed: {exc}")
+                )
+                if not isinstance(exc, CunzhengError):
+                    log.exception("sequencer sync failed")
+                with self._flight:
+                    self._broken = failure
+            synced = time.perf_counter() - started
+
+        outcomes: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
+        count = 0
+        for staged in group:
+            error = staged.error or failure
+            if error is None and staged.head is not None:
+                self._committed(staged, synced)
+            start = 0
+            for p in staged.batch:
+                count += len(p.deposits)
+                end = start + len(p.deposits)
+                receipts = None if error is not None else staged.receipts[start:end]
+                start = end
+                if p.loop is not None:
+                    outcomes.setdefault(p.loop, []).append((p.future, receipts, error))  # type: ignore[arg-type]
+                elif error is not None:
+                    p.future.set_exception(error)
+                else:
+                    p.future.set_result(receipts)  # type: ignore[arg-type]
+        with self._pending_lock:
+            self._pending -= count
+        for loop, settled in outcomes.items():
+            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
+                loop.call_soon_threadsafe(_settle, settled)
+
+    def _committed(self, staged: _Staged, synced: float) -> None:
+        """A block is durable: metrics, the proof memo for its receipts, and the hooks."""
+        if self.observe is not None:
+            self.observe(staged.new_size - staged.old_size, staged.seconds + synced)
+        if len(staged.batch) > 1:  # receipts of many requests: they will ask for proofs one by one
+            self.ledger.committed(staged.old_size, staged.new_size)
+        for hook in self.on_commit:
+            try:
+                hook(staged.new_size)
+            except Exception:
+                log.exception("an on_commit hook failed")
+
+    def _integrate(self, batch: list[_Pending]) -> _Staged:
+        """Append ``batch`` to the tree and write it as one block: durable when this returns
+        (a plain store), or staged, for the syncer to make durable (a staging store)."""
         store = self.ledger.store
         deposits = [d for p in batch for d in p.deposits]
         hashes = [h for p in batch for h in p.hashes]
         keys = [d.statement.key for d in deposits]
+        staging = self._syncer is not None
 
-        # A statement already in the log, or earlier in this block, is not appended again.
+        # A statement already in the log, or earlier in this block, is not appended again
+        # (blocks staged and not yet durable included: the store does not show them to others).
+        found = (
+            store.staged_indexes_by_statement(keys)  # type: ignore[attr-defined]  # StagingStore
+            if staging
+            else store.indexes_by_statement(keys)
+        )
         known: dict[bytes, int] = {}
-        for key, index in zip(keys, store.indexes_by_statement(keys), strict=True):
+        for key, index in zip(keys, found, strict=True):
             if index is not None:
                 known[key] = index
         old_size = self._tree.size
@@ -357,6 +504,8 @@ class Sequencer:
         else:
             fresh = list(range(len(deposits)))
 
+        head: Head | None = None
+        seconds = 0.0
         if fresh:
             if len(fresh) == len(deposits):
                 new_deposits, new_hashes, new_keys = deposits, hashes, keys
@@ -378,49 +527,48 @@ class Sequencer:
             note = self.ledger.signer.sign(checkpoint.body())
             metas = {old_size + n: d.meta for n, d in enumerate(new_deposits) if d.meta is not None}
             cases = {old_size + n: d.case for n, d in enumerate(new_deposits) if d.case is not None}
-            started = time.perf_counter()
-            store.commit(
-                Block(
-                    old_size,
-                    new_leaves,
-                    new_hashes,
-                    new_keys,
-                    tiles,
-                    note,
-                    metas,
-                    cases=cases,
-                )
+            block = Block(
+                old_size, new_leaves, new_hashes, new_keys, tiles, note, metas, cases=cases
             )
-            if self.observe is not None:
-                self.observe(len(new_leaves), time.perf_counter() - started)
-            if len(batch) > 1:  # receipts of many requests: they will ask for proofs one by one
-                self.ledger.committed(old_size, self._tree.size)
+            started = time.perf_counter()
+            if staging:
+                head = store.stage(block)  # type: ignore[attr-defined]  # StagingStore
+                staged = self._staged
+                while len(staged) >= _IN_FLIGHT + 1:  # more than can be in flight: durable
+                    staged.popleft()
+                staged.append((old_size, new_hashes))
+            else:
+                store.commit(block)
+                head = Head(self._tree.size, note)
+            seconds = time.perf_counter() - started
             self._last = checkpoint
+            self._note = note
             self.blocks += 1
-            for hook in self.on_commit:
-                try:
-                    hook(self._tree.size)
-                except Exception:
-                    log.exception("an on_commit hook failed")
-        else:
-            note = self.ledger.head().note
-        size = self._tree.size
+        size, note = self._tree.size, self._note
 
         if len(fresh) == len(deposits):  # tuple.__new__: a NamedTuple's own __new__ is slower
             new = tuple.__new__
-            return [
+            receipts = [
                 new(Receipt, (old_size + i, h, size, note, False)) for i, h in enumerate(hashes)
             ]
-        receipts = []
-        for i, key in enumerate(keys):
-            index = known[key]
-            if index >= old_size and fresh[index - old_size] == i:
-                receipts.append(Receipt(index, hashes[i], size, note))
-            else:
-                h = (
-                    new_hashes[index - old_size]
-                    if index >= old_size
-                    else leaf_hash(self.ledger.entry(index))
-                )
-                receipts.append(Receipt(index, h, size, note, duplicate=True))
-        return receipts
+        else:
+            receipts = []
+            for i, key in enumerate(keys):
+                index = known[key]
+                if index >= old_size and fresh[index - old_size] == i:
+                    receipts.append(Receipt(index, hashes[i], size, note))
+                else:
+                    h = (
+                        new_hashes[index - old_size]
+                        if index >= old_size
+                        else self._leaf_hash(index)
+                    )
+                    receipts.append(Receipt(index, h, size, note, duplicate=True))
+        return _Staged(batch, receipts, head, old_size, size, seconds)
+
+    def _leaf_hash(self, index: int) -> bytes:
+        """The leaf hash at ``index``: of a block staged here, or read from the store."""
+        for old_size, hashes in self._staged:
+            if old_size <= index < old_size + len(hashes):
+                return hashes[index - old_size]
+        return leaf_hash(self.ledger.entry(index))

@@ -27,12 +27,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from .errors import InvalidInput
 from .tiles import TileID
 
-__all__ = ["Block", "Head", "Store", "open_store"]
+__all__ = ["Block", "Head", "StagingStore", "Store", "open_store"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +158,29 @@ class Store(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class StagingStore(Protocol):
+    """A store whose commit comes in two halves, which the sequencer overlaps: the fsync of
+    one block (GIL released) with the next block's work. ``commit(block)`` is
+    ``sync(stage(block))``.
+
+    :meth:`stage` writes a block where later :meth:`stage` calls see it, but no read shows it;
+    :meth:`sync` makes every block staged so far durable, and from then on reads show them up to
+    ``head``. After either fails, :meth:`settle` makes what the store holds durable and takes it
+    as the head (a staged block may be there, or not), and the writer reloads from that head.
+    """
+
+    def stage(self, block: Block) -> Head: ...
+
+    def staged_indexes_by_statement(self, keys: Sequence[bytes]) -> list[int | None]:
+        """``indexes_by_statement``, staged blocks included (the writer's duplicate check)."""
+        ...
+
+    def sync(self, head: Head) -> None: ...
+
+    def settle(self) -> None: ...
 
 
 def open_store(url: str, *, read_only: bool = False) -> Store:

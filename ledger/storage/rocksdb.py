@@ -12,7 +12,9 @@ written without sync and then ``flush_wal(True)`` (RocksDB ``SyncWAL``: every li
 the WAL directory) makes it durable with the GIL released — the same fsync, measured as fast.
 In between, the batch is in the memtable and readable; what must not be seen before it is durable
 is the log, so every log read (head, checkpoints, entries, metas, the indexes) is bounded by the
-*durable head*, kept in memory and moved only once ``flush_wal`` has returned. A reader can thus
+*durable head*, kept in memory and moved only once ``flush_wal`` has returned. A block's commit
+is two calls (:meth:`RocksStore.stage`, then :meth:`RocksStore.sync`), so that the sequencer
+stages the next block while this one's fsync runs. A reader can thus
 never be shown a checkpoint, entry or code that a power failure could take back. (A kill -9 could
 not take it back anyway: the WAL write is in the kernel's page cache.) Tokens, records and
 originals are small writes made the same way; they may be readable for the length of one fsync
@@ -51,7 +53,7 @@ import struct
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from rocksdict import (
     AccessType,
@@ -130,6 +132,10 @@ class RocksStore:
         self._no_sync = WriteOptions()
         self._no_sync.sync = False
         self._lock = threading.Lock()
+        """Held by every write: one writer at a time."""
+        self._sync_lock = threading.Lock()
+        """Held through every fsync and a reopen (no fsync of a database being closed); never
+        taken before the write lock."""
         self._records: dict[bytes, bytes] = {}
         """Records read (depositors, API keys: read on every deposit), kept until written:
         this process is the store's only writer (RocksDB locks it), so the copy is exact."""
@@ -266,6 +272,14 @@ class RocksStore:
         found = (None if v is None else _U64.unpack(v)[0] for v in values)
         return [i if i is not None and i < bound else None for i in found]
 
+    def staged_indexes_by_statement(self, keys: Sequence[bytes]) -> list[int | None]:
+        """:meth:`indexes_by_statement`, blocks staged and not yet durable included: the
+        writer's duplicate check, which must see the blocks it wrote before."""
+        if not keys:
+            return []
+        values = self._get_many([b"d" + k for k in keys])
+        return [None if v is None else _U64.unpack(v)[0] for v in values]
+
     def checkpoint(self, size: int) -> bytes | None:
         if not 0 <= size <= self._bound():
             return None
@@ -284,17 +298,35 @@ class RocksStore:
             yield Head(_U64.unpack(key[1:])[0], note)
 
     def _write(self, batch: WriteBatch, what: str) -> None:
+        """Write ``batch`` and make it durable (call with the lock)."""
+        self._put_batch(batch, what)
+        with self._sync_lock:
+            self._sync_wal(what)
+
+    def _put_batch(self, batch: WriteBatch, what: str) -> None:
+        """Write ``batch`` into the memtable and the WAL's buffer: not yet durable."""
         if self.read_only:
             raise StorageError("store is open read-only")
         try:
             self._db.write(batch, self._no_sync)
-            self._db.flush_wal(True)  # the fsync, with the GIL released
         except Exception as exc:
-            # RocksDB refuses writes after a failed one; the next write reopens it first.
-            self._failed = str(exc)
-            if "no space left" in str(exc).lower():
-                raise StorageFull(f"{what} failed: the disk is full", path=self.path) from exc
-            raise StorageError(f"{what} failed: {exc}") from exc
+            self._fail(exc, what)
+
+    def _sync_wal(self, what: str) -> None:
+        """fsync the WAL, with the GIL released (call with the sync lock)."""
+        if self._failed is not None:  # the writer is stopped: nothing written since is kept
+            raise StorageError(f"{what} failed: an earlier write failed", error=self._failed)
+        try:
+            self._db.flush_wal(True)
+        except Exception as exc:
+            self._fail(exc, what)
+
+    def _fail(self, exc: Exception, what: str) -> NoReturn:
+        # RocksDB refuses writes after a failed one; the next write reopens it first.
+        self._failed = str(exc)
+        if "no space left" in str(exc).lower():
+            raise StorageFull(f"{what} failed: the disk is full", path=self.path) from exc
+        raise StorageError(f"{what} failed: {exc}") from exc
 
     def _writable(self) -> None:
         """After a failed write (a full disk, a failed fsync): reopen the database, once space is
@@ -304,16 +336,17 @@ class RocksStore:
         stat = os.statvfs(self.path)
         if stat.f_bavail * stat.f_frsize < _REOPEN_FREE_BYTES:
             raise StorageFull("the disk is still full", path=self.path, error=self._failed)
-        old = self._db
-        with contextlib.suppress(Exception):  # "Writer has previous error": it closes anyway
-            old.close()
-        del old
-        try:
-            self._db = Rdict(self.path, options=self._options)
-        except Exception as exc:
-            raise StorageFull(f"cannot reopen the store yet: {exc}", path=self.path) from exc
-        self._recover()
-        self._failed = None
+        with self._sync_lock:  # no sync of the old database may be under way
+            old = self._db
+            with contextlib.suppress(Exception):  # "Writer has previous error": it closes anyway
+                old.close()
+            del old
+            try:
+                self._db = Rdict(self.path, options=self._options)
+            except Exception as exc:
+                raise StorageFull(f"cannot reopen the store yet: {exc}", path=self.path) from exc
+            self._recover()
+            self._failed = None
         self._forget_records()  # read from the memtable of a write that may not have lasted
 
     def _forget_records(self, key: bytes | None = None) -> None:
@@ -421,6 +454,12 @@ class RocksStore:
         return [(k[len(prefix) :].decode(), v) for k, v in items]
 
     def commit(self, block: Block) -> None:
+        self.sync(self.stage(block))
+
+    def stage(self, block: Block) -> Head:
+        """The first half of :meth:`commit`: write ``block`` where this store's own writes and
+        :meth:`stage` see it (so the next block can follow it), but not yet durable, and so not
+        shown by any log read. Returns the head that :meth:`sync` makes durable and shows."""
         if self.read_only:
             raise StorageError("store is open read-only")
         with self._lock:
@@ -470,8 +509,27 @@ class RocksStore:
                 put(b"t" + _TILE.pack(tile.level, tile.index), block.tiles[tile])
             for key in sorted([b"x" + cases[i] + indexes[i - base] for i in cases]):
                 put(key, b"")
-            self._write(batch, f"commit of block at {base}")
-            self._durable = Head(block.new_size, block.checkpoint)
+            self._put_batch(batch, f"commit of block at {base}")
+            return Head(block.new_size, block.checkpoint)
+
+    def sync(self, head: Head) -> None:
+        """The second half of :meth:`commit`: make every block staged up to ``head`` durable
+        (one fsync for all of them), then show them. It may run beside :meth:`stage` of the
+        next block: the fsync releases the GIL, and the sequencer overlaps them."""
+        with self._sync_lock:
+            self._sync_wal(f"commit of the blocks up to {head.size}")
+            durable = self._durable
+            if durable is None or head.size > durable.size:
+                self._durable = head
+
+    def settle(self) -> None:
+        """After a failed :meth:`stage` or :meth:`sync`: reopen the database if it refuses
+        writes, make whatever it holds durable and take its head as the truth (a staged block
+        may be there, or not). The sequencer then reloads its tree from that head."""
+        with self._lock:
+            self._writable()
+            with self._sync_lock:
+                self._recover()
 
     def stored_bytes(self) -> int:
         """Bytes of the store's files on disk (after a flush)."""

@@ -325,3 +325,130 @@ def test_coroutine_submitters_are_refused_and_failed_like_the_others() -> None:
 
     asyncio.run(main())
     assert ledger.head_size() == 0
+
+
+# --- a staging store: the next block is written while the last one's fsync runs -------------
+
+
+class _HeldSyncs:
+    """Wraps a RocksStore's database: each ``flush_wal`` waits for ``release`` (so a test can
+    act while a block's fsync is under way), and fails while ``fail`` is set."""
+
+    def __init__(self, db: object) -> None:
+        self.db = db
+        self.syncing = threading.Event()
+        self.release = threading.Event()
+        self.fail = False
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.db, name)
+
+    def __getitem__(self, keys: object) -> object:
+        return self.db[keys]  # type: ignore[index]
+
+    def flush_wal(self, sync: bool) -> None:
+        self.syncing.set()
+        self.release.wait(10)
+        if self.fail:
+            raise OSError("simulated: fsync failed (EIO)")
+        self.db.flush_wal(sync)  # type: ignore[attr-defined]
+
+
+def _rocks(tmp_path: Path) -> tuple[RocksStore, Ledger]:
+    store = RocksStore(tmp_path / "db")
+    return store, Ledger.open(store, SIGNER)
+
+
+def test_next_block_is_written_while_the_last_one_syncs(tmp_path: Path) -> None:
+    """Block 2 is staged during block 1's fsync; neither is shown or acknowledged before its
+    fsync; a statement of block 1 repeated in block 2 is a duplicate of it, with its hash."""
+    store, ledger = _rocks(tmp_path)
+    with Sequencer(ledger) as seq:
+        seq.append(DEPOSITS[:1])
+        held = _HeldSyncs(store._db)
+        store._db = held  # type: ignore[assignment]
+        try:
+            first = seq.submit_many(DEPOSITS[1:3])
+            assert held.syncing.wait(10)
+            second = seq.submit_many([DEPOSITS[2], DEPOSITS[3]])
+            pause = threading.Event()
+            for _ in range(500):  # staged: in the database, not shown, not acknowledged
+                if held.db.get(b"e" + (3).to_bytes(8, "big")) is not None:  # type: ignore[attr-defined]
+                    break
+                pause.wait(0.01)
+            else:
+                pytest.fail("block 2 was not written during block 1's fsync")
+            assert not first.done() and not second.done()
+            assert ledger.head_size() == 1 and store.entry(1) is None
+            assert store.indexes_by_statement([DEPOSITS[3].statement.key]) == [None]
+            held.release.set()
+            one, two = first.result(10), second.result(10)
+        finally:
+            held.release.set()
+            store._db = held.db  # type: ignore[assignment]
+    assert [r.index for r in one] == [1, 2] and [r.index for r in two] == [2, 3]
+    assert [r.duplicate for r in two] == [True, False]
+    assert two[0].leaf_hash == one[1].leaf_hash == leaf_hash(store.entry(2) or b"")
+    head, _ = ledger.checked_head()
+    assert head.size == 4
+    for r in one + two:  # each against the checkpoint its receipt names
+        cp = open_checkpoint(r.checkpoint, [ledger.verifier]).checkpoint
+        assert cp.size == r.tree_size > r.index
+        verify_inclusion(
+            index=r.index, size=cp.size, leaf_hash=r.leaf_hash,
+            path=ledger.inclusion_proof(r.index, cp.size), root=cp.root_hash,
+        )  # fmt: skip
+    store.close()
+
+
+def test_failed_fsync_fails_every_block_in_flight_then_recovers(tmp_path: Path) -> None:
+    """An fsync fails: its block and the one staged behind it get the error, nothing of them is
+    acknowledged; the sequencer reopens the store, reloads its tree from what landed, and the
+    retries are appended once (or found as duplicates): the tree agrees with its checkpoint."""
+    store, ledger = _rocks(tmp_path)
+    with Sequencer(ledger) as seq:
+        acked = seq.append(DEPOSITS[:2])
+        held = _HeldSyncs(store._db)
+        store._db = held  # type: ignore[assignment]
+        held.fail = True
+        first = seq.submit_many(DEPOSITS[2:4])
+        assert held.syncing.wait(10)
+        second = seq.submit_many(DEPOSITS[4:6])
+        threading.Event().wait(0.2)  # let the writer stage the second block behind the first
+        held.release.set()
+        for future in (first, second):
+            with pytest.raises(StorageError, match="fsync failed"):
+                future.result(10)
+        # The reopen replaces the wrapped database: later syncs are real.
+        retry = seq.append(DEPOSITS[2:8])
+    assert [r.index for r in acked] == [0, 1]
+    assert [r.index for r in retry] == [2, 3, 4, 5, 6, 7]
+    head, _ = ledger.checked_head()
+    assert head.size == 8
+    assert [leaf_hash(e) for e in store.entries(0, 8)] == [r.leaf_hash for r in acked + retry]
+    store.close()
+    reopened = RocksStore(tmp_path / "db")
+    again = Ledger.open(reopened, SIGNER)
+    assert again.checked_head()[0].size == 8
+    reopened.close()
+
+
+def test_failed_stage_fails_its_block_and_the_writer_recovers(tmp_path: Path) -> None:
+    store, ledger = _rocks(tmp_path)
+    with Sequencer(ledger) as seq:
+        seq.append(DEPOSITS[:1])
+        real = store.stage
+        calls = itertools.count()
+
+        def failing(block):  # type: ignore[no-untyped-def]
+            if next(calls) == 0:
+                raise OSError("simulated: write failed")
+            return real(block)
+
+        store.stage = failing  # type: ignore[method-assign]
+        with pytest.raises(StorageError, match="write failed"):
+            seq.append(DEPOSITS[1:3])
+        receipts = seq.append(DEPOSITS[1:3])
+    assert [r.index for r in receipts] == [1, 2] and not any(r.duplicate for r in receipts)
+    assert ledger.checked_head()[0].size == 3
+    store.close()
