@@ -42,7 +42,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import queue
 import socket
 import threading
 import time
@@ -58,7 +57,7 @@ from .entry import Deposit
 from .errors import CunzhengError, StorageError, Unavailable
 from .log import Ledger
 from .merkle import leaf_hash
-from .sequencer import Receipt, Sequencer, _attempt, _Pending, _refuse, _settle
+from .sequencer import Receipt, Sequencer, _attempt, _settle
 from .storage.postgres import (
     HEAD_CHANNEL,
     INTAKE_CHANNEL,
@@ -365,14 +364,9 @@ class ClusterSequencer(Sequencer):
         if self._drainer is not None:
             self._drainer.join()
             self._drainer = None
-        Sequencer.close(self)  # commits what is pending here, if the lock still allows it
-        while True:  # anything queued after the writer stopped is refused, not left hanging
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if isinstance(item, _Pending):
-                _refuse(item, Unavailable("this node stopped sequencing; retry"))
+        # Commits what is pending here, if the lock still allows it; anything queued after the
+        # writer stopped is refused, not left hanging.
+        Sequencer.close(self)
         log.info("%s stepped down as the sequencer", self.node)
 
     # --- the sequencer's drain of the intake queue -------------------------------------------

@@ -33,7 +33,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from itertools import repeat
 from typing import Any, NamedTuple
@@ -190,8 +190,11 @@ class Sequencer:
     def start(self) -> Sequencer:
         if self._thread is not None:
             return self
+        store = self.ledger.store
+        if isinstance(store, StagingStore):
+            store.settle()  # a block staged before a failed fsync may be there, or not
         self._load()
-        if isinstance(self.ledger.store, StagingStore):
+        if isinstance(store, StagingStore):
             self._syncer = threading.Thread(
                 target=self._sync_run, name="cunzheng-syncer", daemon=True
             )
@@ -211,6 +214,15 @@ class Sequencer:
             self._syncs.put(_STOP)
             self._syncer.join()
             self._syncer = None
+        while True:  # queued after the writer stopped (a submit racing close): refused
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, _Pending):
+                _refuse(item, Unavailable("the sequencer stopped; retry"))
+                with self._pending_lock:
+                    self._pending -= len(item.deposits)
 
     def __enter__(self) -> Sequencer:
         return self.start()
@@ -440,28 +452,35 @@ class Sequencer:
             synced = time.perf_counter() - started
 
         outcomes: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
-        count = 0
-        for staged in group:
-            error = staged.error or failure
-            if error is None and staged.head is not None:
-                self._committed(staged, synced)
-            start = 0
-            for p in staged.batch:
-                count += len(p.deposits)
-                end = start + len(p.deposits)
-                receipts = None if error is not None else staged.receipts[start:end]
-                start = end
-                if p.loop is not None:
-                    outcomes.setdefault(p.loop, []).append((p.future, receipts, error))  # type: ignore[arg-type]
-                elif error is not None:
-                    p.future.set_exception(error)
-                else:
-                    p.future.set_result(receipts)  # type: ignore[arg-type]
-        with self._pending_lock:
-            self._pending -= count
-        for loop, settled in outcomes.items():
-            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
-                loop.call_soon_threadsafe(_settle, settled)
+        count = sum(len(p.deposits) for staged in group for p in staged.batch)
+        try:
+            for staged in group:
+                error = staged.error or failure
+                if error is None and staged.head is not None:
+                    try:
+                        self._committed(staged, synced)
+                    except Exception:
+                        log.exception("after a commit: a metric, proof memo or hook failed")
+                start = 0
+                for p in staged.batch:
+                    end = start + len(p.deposits)
+                    receipts = None if error is not None else staged.receipts[start:end]
+                    start = end
+                    if p.loop is not None:
+                        outcome = (p.future, receipts, error)
+                        outcomes.setdefault(p.loop, []).append(outcome)  # type: ignore[arg-type]
+                    elif not p.future.done():  # a caller may have cancelled it meanwhile
+                        with contextlib.suppress(InvalidStateError):
+                            if error is not None:
+                                p.future.set_exception(error)
+                            else:
+                                p.future.set_result(receipts)  # type: ignore[arg-type]
+        finally:
+            with self._pending_lock:
+                self._pending -= count
+            for loop, settled in outcomes.items():
+                with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
+                    loop.call_soon_threadsafe(_settle, settled)
 
     def _committed(self, staged: _Staged, synced: float) -> None:
         """A block is durable: metrics, the proof memo for its receipts, and the hooks."""

@@ -154,7 +154,8 @@ class RocksStore:
         (after a kill -9 the WAL's tail may be only in the page cache)."""
         try:
             self._db.flush_wal(True)
-        except Exception as exc:
+        except Exception as exc:  # after a failed fsync, only a reopen tells what is on disk
+            self._failed = str(exc)
             raise StorageError(f"cannot sync the store's log at {self.path}: {exc}") from exc
         self._durable = self._stored_head()
 
@@ -518,6 +519,14 @@ class RocksStore:
         next block: the fsync releases the GIL, and the sequencer overlaps them."""
         with self._sync_lock:
             self._sync_wal(f"commit of the blocks up to {head.size}")
+            # Another write may have reopened the database since the block was staged (after a
+            # failed write of its own): the block must still be there (the WAL keeps a prefix).
+            raw = self._get(_HEAD)
+            if raw is None or _U64.unpack(raw)[0] < head.size:
+                raise StorageError(
+                    f"the block up to {head.size} is gone: the store was reopened since it was "
+                    "written"
+                )
             durable = self._durable
             if durable is None or head.size > durable.size:
                 self._durable = head

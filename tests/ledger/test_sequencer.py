@@ -452,3 +452,45 @@ def test_failed_stage_fails_its_block_and_the_writer_recovers(tmp_path: Path) ->
     assert [r.index for r in receipts] == [1, 2] and not any(r.duplicate for r in receipts)
     assert ledger.checked_head()[0].size == 3
     store.close()
+
+
+def test_a_cancelled_future_does_not_hold_up_the_others(tmp_path: Path) -> None:
+    """A caller gives up on its future while its block syncs: the others of the group still get
+    their receipts, and nothing stays counted as pending."""
+    store, ledger = _rocks(tmp_path)
+    with Sequencer(ledger) as seq:
+        held = _HeldSyncs(store._db)
+        store._db = held  # type: ignore[assignment]
+        try:
+            gone = seq.submit_many(DEPOSITS[:2])
+            assert held.syncing.wait(10)
+            kept = seq.submit_many(DEPOSITS[2:4])
+            assert gone.cancel()
+            held.release.set()
+            assert [r.index for r in kept.result(10)] == [2, 3]
+        finally:
+            held.release.set()
+            store._db = held.db  # type: ignore[assignment]
+        assert seq._pending == 0
+        assert [r.index for r in seq.append(DEPOSITS[:2])] == [0, 1]  # in the log all the same
+    store.close()
+
+
+def test_restart_after_a_failed_fsync_takes_the_store_as_it_is(tmp_path: Path) -> None:
+    """Closed right after an fsync failed (no block came to make the writer recover): a new
+    start settles the store first, and appends follow whatever landed."""
+    store, ledger = _rocks(tmp_path)
+    seq = Sequencer(ledger).start()
+    seq.append(DEPOSITS[:1])
+    held = _HeldSyncs(store._db)
+    store._db = held  # type: ignore[assignment]
+    held.fail = True
+    held.release.set()
+    with pytest.raises(StorageError, match="fsync failed"):
+        seq.append(DEPOSITS[1:3])
+    seq.close()
+    with Sequencer(ledger) as again:
+        receipts = again.append(DEPOSITS[1:4])
+    assert [r.index for r in receipts] == [1, 2, 3]
+    assert ledger.checked_head()[0].size == 4
+    store.close()
