@@ -12,6 +12,8 @@ With a :class:`~ledger.store.StagingStore` (RocksDB) that write comes in two hal
 hands it to a syncer thread, which fsyncs — with the GIL released, so the writer stages the next
 block meanwhile — and only then shows the block and resolves its futures. Blocks that queued up
 behind one fsync share the next. At most ``_IN_FLIGHT`` blocks are staged and not yet durable.
+And when the next block is queued already, its duplicate check (a multi-get, GIL released) is read
+in another thread while this block is written, then completed with this block's statements.
 
 When given ``admit`` (the depositor registry's check), every deposit is checked — depositor
 registered, key valid at the time of receipt, signature — before anything is queued.
@@ -33,7 +35,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field
 from itertools import repeat
 from typing import Any, NamedTuple
@@ -92,6 +95,24 @@ class _Staged:
     """How long writing it took (the fsync's time is added when it is done)."""
     error: Exception | None = None
 
+
+@dataclass(slots=True)
+class _Gathered:
+    """Requests the writer makes one block of, and perhaps their duplicate check, read ahead."""
+
+    batch: list[_Pending]
+    count: int
+    keys: list[bytes] | None = None
+    """Their statement keys, in order, when read ahead."""
+    seen: int = 0
+    """How many blocks had been staged when the read ahead began: any later one may be
+    missing from its answer."""
+    ahead: Future[list[int | None]] | None = None
+
+
+_PREFETCH_MIN = 256
+"""Deposits from which the next block's duplicate check is read ahead (below, a multi-get is
+short, and under 64 keys it is single gets, which hold the GIL)."""
 
 _IN_FLIGHT = 4
 """Blocks written and not yet durable, at most: the writer waits for the syncer beyond that."""
@@ -181,6 +202,12 @@ class Sequencer:
         """Why a sync failed: every block in flight fails with it, until the writer recovers."""
         self._reload = False
         """A commit failed: before the next one, the writer reloads the tree from the store."""
+        self._prefetcher: ThreadPoolExecutor | None = None
+        """Reads the next block's duplicate check while the writer works (staging store)."""
+        self._stages = 0
+        """Blocks staged so far."""
+        self._last_keys: dict[bytes, int] | None = None
+        """Statement keys → indexes of the block staged last, when a read ahead needs them."""
         self._staged: deque[tuple[int, list[bytes]]] = deque()
         """(first index, leaf hashes) of the last blocks staged, which may not be durable yet
         (the store shows none of them then); the writer's alone."""
@@ -195,6 +222,7 @@ class Sequencer:
             store.settle()  # a block staged before a failed fsync may be there, or not
         self._load()
         if isinstance(store, StagingStore):
+            self._prefetcher = ThreadPoolExecutor(1, thread_name_prefix="cunzheng-prefetch")
             self._syncer = threading.Thread(
                 target=self._sync_run, name="cunzheng-syncer", daemon=True
             )
@@ -214,6 +242,9 @@ class Sequencer:
             self._syncs.put(_STOP)
             self._syncer.join()
             self._syncer = None
+        if self._prefetcher is not None:
+            self._prefetcher.shutdown()
+            self._prefetcher = None
         while True:  # queued after the writer stopped (a submit racing close): refused
             try:
                 item = self._queue.get_nowait()
@@ -346,38 +377,65 @@ class Sequencer:
     # --- the writer thread -------------------------------------------------------------------
 
     def _run(self) -> None:
+        carried: _Gathered | None = None
         stopping = False
-        while not stopping:
-            item = self._queue.get()
-            if item is _STOP:
-                break
-            assert isinstance(item, _Pending)
-            batch = [item]
-            count = len(item.deposits)
-            deadline = time.monotonic() + self.max_delay
-            while count < self.max_batch:
-                try:
-                    remaining = deadline - time.monotonic()
-                    nxt = (
-                        self._queue.get(timeout=remaining)
-                        if remaining > 0
-                        else self._queue.get_nowait()
-                    )
-                except queue.Empty:
+        while True:
+            if carried is None:
+                if stopping:
                     break
-                if nxt is _STOP:
-                    stopping = True
+                item = self._queue.get()
+                if item is _STOP:
                     break
-                assert isinstance(nxt, _Pending)
-                batch.append(nxt)
-                count += len(nxt.deposits)
-            self._commit(batch, count)
+                gathered, stopping = self._gather([item], wait=True)
+            else:
+                gathered, carried = carried, None
+            if self._prefetcher is not None and not stopping:
+                # What is queued already becomes the next block: its duplicate check is read now,
+                # beside this block's work (the multi-get releases the GIL), and completed with
+                # this block's keys once it is staged (_found).
+                carried, stopping = self._gather([], wait=False)
+                if carried.count >= _PREFETCH_MIN:
+                    keys = [d.statement.key for p in carried.batch for d in p.deposits]
+                    carried.keys, carried.seen = keys, self._stages
+                    carried.ahead = self._prefetcher.submit(self._staged_lookup, keys)
+                elif not carried.batch:
+                    carried = None
+            self._commit(gathered, remember=carried is not None and carried.ahead is not None)
 
-    def _commit(self, batch: list[_Pending], count: int) -> None:
+    def _gather(self, batch: list[_Pending], *, wait: bool) -> tuple[_Gathered, bool]:
+        """``batch`` and what is queued after it, up to ``max_batch`` deposits; with ``wait``,
+        waiting at most ``max_delay`` for more. Also whether the stop came."""
+        count = sum(len(p.deposits) for p in batch)
+        deadline = time.monotonic() + self.max_delay
+        while count < self.max_batch:
+            try:
+                remaining = deadline - time.monotonic() if wait else 0.0
+                nxt = (
+                    self._queue.get(timeout=remaining)
+                    if remaining > 0
+                    else self._queue.get_nowait()
+                )
+            except queue.Empty:
+                break
+            if nxt is _STOP:
+                return _Gathered(batch, count), True
+            assert isinstance(nxt, _Pending)
+            batch.append(nxt)
+            count += len(nxt.deposits)
+        return _Gathered(batch, count), False
+
+    def _staged_lookup(self, keys: list[bytes]) -> list[int | None]:
+        return self.ledger.store.staged_indexes_by_statement(keys)  # type: ignore[attr-defined, no-any-return]
+
+    def _commit(self, gathered: _Gathered, *, remember: bool = False) -> None:
+        batch = gathered.batch
         try:
             if self._reload or self._broken is not None:
+                if gathered.ahead is not None:  # no read may be under way while it reopens
+                    futures_wait([gathered.ahead])
+                    gathered.ahead = None  # read before the store settled: read again
                 self._recover()
-            staged = self._integrate(batch)
+            staged = self._integrate(gathered, remember=remember)
         except Exception as exc:
             error = exc if isinstance(exc, CunzhengError) else StorageError(f"commit failed: {exc}")
             if not isinstance(exc, CunzhengError):
@@ -494,22 +552,21 @@ class Sequencer:
             except Exception:
                 log.exception("an on_commit hook failed")
 
-    def _integrate(self, batch: list[_Pending]) -> _Staged:
-        """Append ``batch`` to the tree and write it as one block: durable when this returns
-        (a plain store), or staged, for the syncer to make durable (a staging store)."""
+    def _integrate(self, gathered: _Gathered, *, remember: bool = False) -> _Staged:
+        """Append the gathered requests to the tree and write them as one block: durable when
+        this returns (a plain store), or staged, for the syncer to make durable (a staging
+        store). With ``remember``, keep the block's statement keys for the next block's
+        duplicate check, read ahead of this block's write (:meth:`_found`)."""
         store = self.ledger.store
+        batch = gathered.batch
         deposits = [d for p in batch for d in p.deposits]
         hashes = [h for p in batch for h in p.hashes]
-        keys = [d.statement.key for d in deposits]
+        keys = gathered.keys or [d.statement.key for d in deposits]
         staging = self._syncer is not None
 
         # A statement already in the log, or earlier in this block, is not appended again
         # (blocks staged and not yet durable included: the store does not show them to others).
-        found = (
-            store.staged_indexes_by_statement(keys)  # type: ignore[attr-defined]  # StagingStore
-            if staging
-            else store.indexes_by_statement(keys)
-        )
+        found = self._found(gathered, keys) if staging else store.indexes_by_statement(keys)
         known: dict[bytes, int] = {}
         for key, index in zip(keys, found, strict=True):
             if index is not None:
@@ -553,6 +610,12 @@ class Sequencer:
             started = time.perf_counter()
             if staging:
                 head = store.stage(block)  # type: ignore[attr-defined]  # StagingStore
+                self._stages += 1
+                self._last_keys = (
+                    dict(zip(new_keys, range(old_size, self._tree.size), strict=True))
+                    if remember
+                    else None
+                )
                 staged = self._staged
                 while len(staged) >= _IN_FLIGHT + 1:  # more than can be in flight: durable
                     staged.popleft()
@@ -583,6 +646,22 @@ class Sequencer:
                     )
                     receipts.append(Receipt(index, h, size, note, duplicate=True))
         return _Staged(batch, receipts, head, old_size, size, seconds)
+
+    def _found(self, gathered: _Gathered, keys: list[bytes]) -> list[int | None]:
+        """Where each statement is in the log already, staged blocks included. Read ahead
+        (before the block staged last was written), the answer is completed with that block's
+        keys; any other case is read now."""
+        ahead, gathered.ahead = gathered.ahead, None
+        if ahead is not None:
+            found = ahead.result()
+            newer = self._stages - gathered.seen
+            if newer == 0:
+                return found
+            last = self._last_keys
+            if newer == 1 and last is not None:
+                get = last.get
+                return [get(key) if i is None else i for i, key in zip(found, keys, strict=True)]
+        return self._staged_lookup(keys)
 
     def _leaf_hash(self, index: int) -> bytes:
         """The leaf hash at ``index``: of a block staged here, or read from the store."""

@@ -284,9 +284,9 @@ def test_coroutine_submitters_get_their_receipts_with_one_wake_up_per_block(
             seq.submit_many(DEPOSITS[:1]).result()
             original = seq._integrate
 
-            def held(batch):  # type: ignore[no-untyped-def]
+            def held(*args, **options):  # type: ignore[no-untyped-def]
                 gate.wait(5)  # let all eight requests queue up behind the first
-                return original(batch)
+                return original(*args, **options)
 
             seq._integrate = held  # type: ignore[method-assign]
             waiters = [loop.create_future() for _ in range(8)]
@@ -493,4 +493,56 @@ def test_restart_after_a_failed_fsync_takes_the_store_as_it_is(tmp_path: Path) -
         receipts = again.append(DEPOSITS[1:4])
     assert [r.index for r in receipts] == [1, 2, 3]
     assert ledger.checked_head()[0].size == 4
+    store.close()
+
+
+def test_next_blocks_duplicate_check_read_ahead_sees_the_block_written_meanwhile(
+    tmp_path: Path,
+) -> None:
+    """The next block's duplicate check is read while this block is written, so it cannot see
+    this block's statements: it is completed with them. Here the read is made to finish before
+    the write begins; a statement of block A repeated in block B is still found in A."""
+    store, ledger = _rocks(tmp_path)
+    a = [make_deposit(1000 + i) for i in range(300)]
+    b = [make_deposit(2000 + i) for i in range(299)] + [a[7]]
+    with Sequencer(ledger, max_batch=300) as seq:
+        seq.append(DEPOSITS[:1])
+        gate, read = threading.Event(), threading.Event()
+        original_integrate, original_lookup, original_stage = (
+            seq._integrate,
+            seq._staged_lookup,
+            store.stage,
+        )
+        lookups: list[int] = []
+
+        def held(*args, **options):  # type: ignore[no-untyped-def]
+            gate.wait(10)  # A and B queue up meanwhile
+            return original_integrate(*args, **options)
+
+        def lookup(keys):  # type: ignore[no-untyped-def]
+            found = original_lookup(keys)
+            lookups.append(len(keys))
+            if len(keys) == len(b):
+                read.set()
+            return found
+
+        def stage(block):  # type: ignore[no-untyped-def]
+            if block.old_size == 2:  # A: written only once B's read ahead is done
+                assert read.wait(10)
+            return original_stage(block)
+
+        seq._integrate = held  # type: ignore[method-assign]
+        seq._staged_lookup = lookup  # type: ignore[method-assign]
+        store.stage = stage  # type: ignore[method-assign]
+        held_block = seq.submit_many(DEPOSITS[1:2])
+        first, second = seq.submit_many(a), seq.submit_many(b)
+        gate.set()
+        held_block.result(10)
+        ra, rb = first.result(10), second.result(10)
+    assert len(b) in lookups  # B's check was read ahead, and A's was not read again for it
+    assert [r.index for r in ra] == list(range(2, 302))
+    assert rb[-1].duplicate and rb[-1].index == ra[7].index == 9
+    assert rb[-1].leaf_hash == ra[7].leaf_hash
+    assert [r.index for r in rb[:-1]] == list(range(302, 601))
+    assert ledger.checked_head()[0].size == 601
     store.close()
