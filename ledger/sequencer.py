@@ -107,6 +107,8 @@ class _Gathered:
     seen: int = 0
     """How many blocks had been staged when the read ahead began: any later one may be
     missing from its answer."""
+    epoch: int = 0
+    """The writer's tree reloads when the read ahead began."""
     ahead: Future[list[int | None]] | None = None
 
 
@@ -206,6 +208,10 @@ class Sequencer:
         """Reads the next block's duplicate check while the writer works (staging store)."""
         self._stages = 0
         """Blocks staged so far."""
+        self._epoch = 0
+        """Tree reloads so far: a duplicate check read ahead of one is not used after it."""
+        self._reading: Future[list[int | None]] | None = None
+        """The last read ahead submitted."""
         self._last_keys: dict[bytes, int] | None = None
         """Statement keys → indexes of the block staged last, when a read ahead needs them."""
         self._staged: deque[tuple[int, list[bytes]]] = deque()
@@ -267,6 +273,7 @@ class Sequencer:
         self._tree = TiledTree.load(head.size, self.ledger.read_tiles)
         self._last = checkpoint
         self._note = head.note
+        self._epoch += 1  # what was read ahead before is stale: the store may have lost blocks
         self._staged.clear()
         self._reload = False
         with self._flight:
@@ -389,15 +396,15 @@ class Sequencer:
                 gathered, stopping = self._gather([item], wait=True)
             else:
                 gathered, carried = carried, None
+                if gathered.ahead is None and not stopping:  # taken without waiting: top it
+                    gathered, stopping = self._gather(gathered.batch, wait=True)  # up as usual
             if self._prefetcher is not None and not stopping:
                 # What is queued already becomes the next block: its duplicate check is read now,
                 # beside this block's work (the multi-get releases the GIL), and completed with
                 # this block's keys once it is staged (_found).
                 carried, stopping = self._gather([], wait=False)
                 if carried.count >= _PREFETCH_MIN:
-                    keys = [d.statement.key for p in carried.batch for d in p.deposits]
-                    carried.keys, carried.seen = keys, self._stages
-                    carried.ahead = self._prefetcher.submit(self._staged_lookup, keys)
+                    self._read_ahead(carried)
                 elif not carried.batch:
                     carried = None
             self._commit(gathered, remember=carried is not None and carried.ahead is not None)
@@ -424,6 +431,17 @@ class Sequencer:
             count += len(nxt.deposits)
         return _Gathered(batch, count), False
 
+    def _read_ahead(self, gathered: _Gathered) -> None:
+        """Start reading ``gathered``'s duplicate check in the helper thread."""
+        keys = [d.statement.key for p in gathered.batch for d in p.deposits]
+        gathered.keys, gathered.seen, gathered.epoch = keys, self._stages, self._epoch
+        try:
+            gathered.ahead = self._reading = self._prefetcher.submit(  # type: ignore[union-attr]
+                self._staged_lookup, keys
+            )
+        except RuntimeError:  # shutting down: it is read when its block is made
+            gathered.ahead = None
+
     def _staged_lookup(self, keys: list[bytes]) -> list[int | None]:
         return self.ledger.store.staged_indexes_by_statement(keys)  # type: ignore[attr-defined, no-any-return]
 
@@ -431,9 +449,6 @@ class Sequencer:
         batch = gathered.batch
         try:
             if self._reload or self._broken is not None:
-                if gathered.ahead is not None:  # no read may be under way while it reopens
-                    futures_wait([gathered.ahead])
-                    gathered.ahead = None  # read before the store settled: read again
                 self._recover()
             staged = self._integrate(gathered, remember=remember)
         except Exception as exc:
@@ -457,6 +472,8 @@ class Sequencer:
         with self._flight:
             while self._in_flight:
                 self._flight.wait()
+        if self._reading is not None:  # no read may be under way while the store reopens
+            futures_wait([self._reading])
         store = self.ledger.store
         if self._syncer is not None and isinstance(store, StagingStore):
             store.settle()
@@ -652,7 +669,7 @@ class Sequencer:
         (before the block staged last was written), the answer is completed with that block's
         keys; any other case is read now."""
         ahead, gathered.ahead = gathered.ahead, None
-        if ahead is not None:
+        if ahead is not None and gathered.epoch == self._epoch:  # not read before a recovery
             found = ahead.result()
             newer = self._stages - gathered.seen
             if newer == 0:

@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import tempfile
 import threading
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from ledger.entry import Deposit
 from ledger.errors import InvalidDigest, InvalidStatement, StorageError, TooLarge, Unavailable
 from ledger.log import Ledger
 from ledger.merkle import leaf_hash
-from ledger.sequencer import Sequencer
+from ledger.sequencer import Sequencer, _Gathered
 from ledger.storage.memory import MemoryStore
 from ledger.storage.rocksdb import RocksStore
 from ledger.store import Store
@@ -507,7 +508,7 @@ def test_next_blocks_duplicate_check_read_ahead_sees_the_block_written_meanwhile
     b = [make_deposit(2000 + i) for i in range(299)] + [a[7]]
     with Sequencer(ledger, max_batch=300) as seq:
         seq.append(DEPOSITS[:1])
-        gate, read = threading.Event(), threading.Event()
+        gate, inside, read = threading.Event(), threading.Event(), threading.Event()
         original_integrate, original_lookup, original_stage = (
             seq._integrate,
             seq._staged_lookup,
@@ -516,7 +517,8 @@ def test_next_blocks_duplicate_check_read_ahead_sees_the_block_written_meanwhile
         lookups: list[int] = []
 
         def held(*args, **options):  # type: ignore[no-untyped-def]
-            gate.wait(10)  # A and B queue up meanwhile
+            inside.set()
+            gate.wait(10)  # A and B queue up meanwhile, each a block (max_batch)
             return original_integrate(*args, **options)
 
         def lookup(keys):  # type: ignore[no-untyped-def]
@@ -527,7 +529,7 @@ def test_next_blocks_duplicate_check_read_ahead_sees_the_block_written_meanwhile
             return found
 
         def stage(block):  # type: ignore[no-untyped-def]
-            if block.old_size == 2:  # A: written only once B's read ahead is done
+            if block.statement_keys[0] == a[0].statement.key:  # A: written once B's read is done
                 assert read.wait(10)
             return original_stage(block)
 
@@ -535,6 +537,7 @@ def test_next_blocks_duplicate_check_read_ahead_sees_the_block_written_meanwhile
         seq._staged_lookup = lookup  # type: ignore[method-assign]
         store.stage = stage  # type: ignore[method-assign]
         held_block = seq.submit_many(DEPOSITS[1:2])
+        assert inside.wait(10)  # the writer holds that block: A and B come after it
         first, second = seq.submit_many(a), seq.submit_many(b)
         gate.set()
         held_block.result(10)
@@ -545,4 +548,39 @@ def test_next_blocks_duplicate_check_read_ahead_sees_the_block_written_meanwhile
     assert rb[-1].leaf_hash == ra[7].leaf_hash
     assert [r.index for r in rb[:-1]] == list(range(302, 601))
     assert ledger.checked_head()[0].size == 601
+    store.close()
+
+
+def test_a_duplicate_check_read_ahead_of_a_recovery_is_not_used_after_it(tmp_path: Path) -> None:
+    """A recovery may drop a staged block whose fsync failed: a check read before it could name
+    that block's indexes, so after a reload it is read again; and the recovery waits for a read
+    under way before the store reopens."""
+    store, ledger = _rocks(tmp_path)
+    with Sequencer(ledger) as seq:
+        seq.append(DEPOSITS[:1])
+        key = DEPOSITS[5].statement.key
+        stale: Future[list[int | None]] = Future()
+        stale.set_result([3])  # as if read while a block that was then lost held it at 3
+        gathered = _Gathered([], 0, keys=[key], seen=seq._stages, epoch=seq._epoch, ahead=stale)
+        seq._load()  # what the writer's recovery does
+        assert seq._found(gathered, [key]) == [None]
+        fresh: Future[list[int | None]] = Future()
+        fresh.set_result([None])
+        current = _Gathered([], 0, keys=[key], seen=seq._stages, epoch=seq._epoch, ahead=fresh)
+        assert seq._found(current, [key]) == [None]
+        reading: Future[list[int | None]] = Future()
+        seq._reading = reading
+        recovered = threading.Event()
+
+        def recover() -> None:
+            seq._recover()
+            recovered.set()
+
+        thread = threading.Thread(target=recover)
+        thread.start()
+        assert not recovered.wait(0.2)  # waits for the read under way
+        reading.set_result([None])
+        thread.join(10)
+        assert recovered.is_set()
+        assert [r.index for r in seq.append(DEPOSITS[5:6])] == [1]
     store.close()
