@@ -393,6 +393,7 @@ class Sequencer:
                 item = self._queue.get()
                 if item is _STOP:
                     break
+                assert isinstance(item, _Pending)
                 gathered, stopping = self._gather([item], wait=True)
             else:
                 gathered, carried = carried, None
