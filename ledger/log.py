@@ -235,6 +235,17 @@ class Ledger:
                 f"tree size {size} is beyond the log's size {head}", tree_size=size, head=head
             )
 
+    def forget(self) -> None:
+        """Drop every cached tile, node, proof tail and block memo. After a failed write, a tile
+        read from the store before the fsync failed may hold hashes of a block that was then
+        lost, and leaves appended since differ there: the store is the truth again."""
+        with self._cache_lock:
+            self._cache.clear()
+            self._tails.clear()
+            self._nodes.clear()
+            self._blocks.clear()
+            self._block_proofs.clear()
+
     def committed(self, old_size: int, new_size: int) -> None:
         """The sequencer made leaves ``old_size`` to ``new_size`` durable as one block: when the
         first of its receipts asks for a proof at ``new_size``, all of them are made at once

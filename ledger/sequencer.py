@@ -478,6 +478,7 @@ class Sequencer:
         store = self.ledger.store
         if self._syncer is not None and isinstance(store, StagingStore):
             store.settle()
+        self.ledger.forget()  # tiles read before a failed fsync may be of a lost block
         self._load()
 
     def _sync_run(self) -> None:
