@@ -266,11 +266,8 @@ class RocksStore:
         return [i for i in found if i < bound]
 
     def indexes_by_statement(self, keys: Sequence[bytes]) -> list[int | None]:
-        if not keys:
-            return []
-        values = self._get_many([b"d" + k for k in keys])
         bound = self._bound()
-        found = (None if v is None else _U64.unpack(v)[0] for v in values)
+        found = self.staged_indexes_by_statement(keys)
         return [i if i is not None and i < bound else None for i in found]
 
     def staged_indexes_by_statement(self, keys: Sequence[bytes]) -> list[int | None]:
