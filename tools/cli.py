@@ -27,7 +27,7 @@ def bench() -> None:
     """Benchmarks: figures to compare before and after a change, not pass/fail tests."""
 
 
-_QUICK = {"appends": 5000, "proofs": 500, "sizes": "1000,20000", "single": 50}
+_QUICK = {"appends": 5000, "proofs": 500, "sizes": "1000,20000", "single": 50, "rounds": 1}
 """What ``bench ledger --quick`` changes: the defaults of these options (any given explicitly
 still wins)."""
 _CRYPTO_QUICK = {"statements": 50, "batch": 50, "tokens": 20, "rounds": 1}
@@ -125,7 +125,14 @@ def _sizes(_ctx: click.Context, _param: click.Parameter, text: str) -> tuple[int
     type=click.IntRange(min=1),
     default=20_000,
     show_default=True,
-    help="Proofs timed per size and kind (after as many to warm up).",
+    help="Proofs per timed pass, per size and kind (one untimed pass warms up).",
+)
+@click.option(
+    "--rounds",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Timed rounds of the proof passes, every size's side by side; the median is reported.",
 )
 @click.option(
     "--sizes",
@@ -158,13 +165,15 @@ def _sizes(_ctx: click.Context, _param: click.Parameter, text: str) -> tuple[int
 )
 @_bench_options(
     quick=_QUICK,
-    quick_help="Small sizes, for tests: appends 5000, sizes 1000,20000, proofs 500, single 50.",
+    quick_help="Small sizes, for tests: appends 5000, sizes 1000,20000, proofs 500, single 50, "
+    "rounds 1.",
     json_default="bench-results/ledger.json",
     dir_help="Directory for the temporary stores (default: the system's).",
 )
 def bench_ledger(
     appends: int,
     proofs: int,
+    rounds: int,
     sizes: tuple[int, ...],
     huge: bool,
     single: int,
@@ -203,6 +212,7 @@ def bench_ledger(
     config = BenchConfig(
         appends=appends,
         proofs=proofs,
+        rounds=rounds,
         sizes=sizes,
         single=min(single, appends),
         max_batch=max_batch,

@@ -24,6 +24,7 @@ from tools.bench import (
     TSA_KEYS,
     WrkResult,
     load_pymerkle,
+    steady_seconds,
     wrk_script,
 )
 from tools.cli import _HTTP_ALGS, main
@@ -63,6 +64,18 @@ def test_machine_and_parameters_are_recorded(document: dict[str, Any]) -> None:
     assert document["machine"]["python"]
     assert document["parameters"]["sizes"] == [1000, 20000]
     assert document["parameters"]["appends"] == 5000
+    assert document["parameters"]["rounds"] == 1
+
+
+def test_passes_compared_are_timed_in_interleaved_rounds() -> None:
+    """Every pass is warmed once, then timed once a round, the order reversed every other round:
+    a drift of the machine's speed reaches all of them alike (the proof slowdowns and the
+    pymerkle ratios are between such passes)."""
+    calls: list[str] = []
+    passes = [lambda name=name: calls.append(name) for name in "abc"]
+    seconds = steady_seconds(passes, rounds=3)
+    assert calls == list("abc" + "abc" + "cba" + "abc")
+    assert len(seconds) == 3 and all(s >= 0 for s in seconds)
 
 
 def test_every_section_is_measured_or_skipped_with_a_reason(document: dict[str, Any]) -> None:
