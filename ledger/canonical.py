@@ -16,7 +16,7 @@ import rfc8785
 
 from .errors import InvalidInput
 
-__all__ = ["MAX_SAFE_INTEGER", "jcs", "loads"]
+__all__ = ["MAX_SAFE_INTEGER", "jcs", "jcs_of_checked", "loads"]
 
 MAX_SAFE_INTEGER = 2**53 - 1
 _SORTED = orjson.OPT_SORT_KEYS
@@ -43,6 +43,13 @@ def jcs(value: Any) -> bytes:
         return rfc8785.dumps(value)
     except (TypeError, ValueError, orjson.JSONEncodeError, rfc8785.CanonicalizationError) as exc:
         raise InvalidInput(f"value cannot be canonicalized as JSON: {exc}") from exc
+
+
+def jcs_of_checked(value: dict[str, Any]) -> bytes:
+    """:func:`jcs` of an object its caller has checked, field by field, to be of the shape
+    ``orjson`` writes canonically (ASCII keys; strings, booleans, null, safe integers and such
+    objects as values): the shape is not walked again. A statement is, once validated."""
+    return orjson.dumps(value, option=_SORTED)
 
 
 def loads(data: bytes | str) -> Any:

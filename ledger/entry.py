@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .canonical import MAX_SAFE_INTEGER, jcs, loads
+from .canonical import MAX_SAFE_INTEGER, jcs, jcs_of_checked, loads
 from .cases import check_case_meta
 from .code import DepositCode
 from .errors import (
@@ -295,7 +295,8 @@ class Statement:
                 "meta_commitment must be 64 lower-case hex characters (SHA-256)",
                 field="meta_commitment",
             )
-        raw = jcs(obj)
+        # Every key and value was checked above: fixed ASCII keys, strings and safe integers.
+        raw = jcs_of_checked(obj)
         _check_size("statement", raw, MAX_STATEMENT_BYTES)
         key = digest.index_key + hashlib.sha256(raw).digest()[:16]
         return cls(raw, depositor, kind, digest, size, media_type, captured_at, commitment, key)

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 import os
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -175,6 +176,34 @@ def test_meta_must_open_the_commitment() -> None:
         Deposit.create(big_statement, sig, meta=big, salt=SALT)
     with pytest.raises(TooLarge):
         Deposit.create(s, sig, tst=b"t" * 20000)
+
+
+@given(
+    st.from_regex(r"[a-z0-9][a-z0-9._-]{0,63}", fullmatch=True),
+    st.from_regex(
+        r"[a-z0-9][a-z0-9!#$&^_.+-]{0,62}/[a-z0-9][a-z0-9!#$&^_.+-]{0,62}", fullmatch=True
+    ),
+    st.integers(0, 2**53 - 1),
+    st.builds(
+        lambda moment, fraction, offset: moment.strftime("%Y-%m-%dT%H:%M:%S") + fraction + offset,
+        st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(9999, 12, 31)),
+        st.sampled_from(["", ".1", ".123", ".123456789"]),
+        st.sampled_from(["Z", "+08:00", "-05:30"]),
+    ),
+)  # fmt: skip
+def test_a_valid_statement_is_written_as_rfc8785_has_it(
+    depositor: str, media_type: str, size: int, captured_at: str
+) -> None:
+    """A validated statement is written by orjson without walking its shape again: the bytes
+    are still those of the reference, whatever its (valid) strings and size."""
+    obj = statement_object(
+        depositor=depositor,
+        captured_at=captured_at,
+        **{"evidence.media_type": media_type, "evidence.size": size},
+    )
+    statement = Statement.from_object(obj)
+    assert statement.raw == rfc8785.dumps(obj)
+    assert Statement.from_bytes(statement.raw) == statement
 
 
 deposits = st.builds(
