@@ -118,6 +118,22 @@ def test_round_trip_and_stdnum_agrees(h: bytes) -> None:
     assert mod_37_36.is_valid(code.body + code.check)
 
 
+@given(st.binary(min_size=10, max_size=10))
+def test_check_character_is_stdnums(bits: bytes) -> None:
+    """The check character is looked up two digits at a time; stdnum computes it one at a time
+    from the body, as the standard says."""
+    code = DepositCode(bits)
+    check = mod_37_36.calc_check_digit(code.body)
+    assert code.check == check
+    assert str(code).endswith("-" + check) and code.compact.endswith(check)
+
+
+@pytest.mark.parametrize("bits", [bytes(10), b"\xff" * 10, bytes(9) + b"\x01", b"\x80" + bytes(9)])
+def test_check_character_at_the_edges(bits: bytes) -> None:
+    code = DepositCode(bits)
+    assert code.check == mod_37_36.calc_check_digit(code.body)
+
+
 @given(st.text(max_size=80))
 def test_garbage_never_crashes(text: str) -> None:
     with contextlib.suppress(InvalidDepositCode):
