@@ -8,6 +8,7 @@ cached.
 from __future__ import annotations
 
 import functools
+import itertools
 import threading
 import time
 from collections import OrderedDict
@@ -310,20 +311,29 @@ class Ledger:
         if len(indexes) < 2:
             return [self._inclusion_proof(index, size) for index in indexes]
         tails: dict[int, list[bytes]] = {}
-        paths = []
-        wanted: dict[NodeID, None] = {}
+        forks = []
         for index in indexes:
             if not 0 <= index < size:
                 inclusion_plan(index, size)  # raises the precise error
             fork = (index ^ size).bit_length() - 1
             if fork not in tails:  # makes (and keeps) the tail
                 tails[fork] = self._inclusion_proof(index, size)[fork:]
-            siblings = [_node((level, (index >> level) ^ 1)) for level in range(fork)]
-            wanted.update(dict.fromkeys(siblings))
-            paths.append((siblings, fork))
-        nodes = list(wanted)
-        found = dict(zip(nodes, node_hashes(nodes, self.read_strata), strict=True))
-        return [[*(found[node] for node in siblings), *tails[fork]] for siblings, fork in paths]
+            forks.append(fork)
+        # The siblings below each leaf's fork, level by level: neighbouring leaves share most
+        # of them, so each is read once (every level's in one read), then each proof is picked
+        # out by integer look-ups.
+        pairs = list(zip(indexes, forks, strict=True))
+        wanted = [
+            sorted({(i >> level) ^ 1 for i, fork in pairs if fork > level})
+            for level in range(max(forks))
+        ]
+        nodes = [_node((level, j)) for level, js in enumerate(wanted) for j in js]
+        hashes = iter(node_hashes(nodes, self.read_strata))
+        levels = [dict(zip(js, itertools.islice(hashes, len(js)), strict=True)) for js in wanted]
+        return [
+            [levels[level][(i >> level) ^ 1] for level in range(fork)] + tails[fork]
+            for i, fork in pairs
+        ]
 
     def _complete_nodes(self, nodes: list[NodeID]) -> list[bytes]:
         known = self._nodes
