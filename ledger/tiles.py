@@ -137,6 +137,8 @@ def parse_tile_path(path: str) -> tuple[int, int, int]:
 
 
 _tile = functools.partial(tuple.__new__, TileID)
+_INDEX_MASK = (1 << 64) - 1
+"""Tile indexes are below 2**64 (tree sizes are 64-bit): a tile's key is ``level << 64 | index``."""
 
 # Sub-level -> (position of the stratum below it in a record, its sub-level).
 _STRATUM_BELOW = [
@@ -197,32 +199,38 @@ def record_from_tile(hashes: bytes) -> bytes:
 def node_hashes(nodes: Sequence[NodeID], read_strata: ReadStrata) -> list[bytes]:
     """Hashes of complete ``nodes``, computed from tiles fetched (decoded) by ``read_strata``.
 
-    Each tile is read once, whatever the number of nodes in it.
+    Each tile is read once, whatever the number of nodes in it. Tiles are keyed by one integer
+    while the nodes are located (a proof's nodes are a few per tile): a TileID is made only for
+    each distinct tile.
     """
     located = []
-    widths: dict[TileID, int] = {}  # the stratum-0 width each tile must reach
+    widths: dict[int, int] = {}  # tile key -> the stratum-0 width it must reach
     for level, index in nodes:
         sub = level & 7
         shift = TILE_HEIGHT - sub
-        tile = _tile((level >> 3, index >> shift))
-        position = index - (tile[1] << shift)
-        located.append((tile, sub, position))
+        tile_index = index >> shift
+        key = (level >> 3) << 64 | tile_index
+        position = index - (tile_index << shift)
+        located.append((key, sub, position))
         need = (position + 1) << sub
-        if widths.get(tile, 0) < need:
-            widths[tile] = need
+        if widths.get(key, 0) < need:
+            widths[key] = need
     keys = list(widths)
-    strata: dict[TileID, Strata] = {}
-    for tile, decoded in zip(keys, read_strata(keys, list(widths.values())), strict=True):
+    ids = [_tile((key >> 64, key & _INDEX_MASK)) for key in keys]
+    strata: dict[int, Strata] = {}
+    for key, tile, decoded in zip(keys, ids, read_strata(ids, list(widths.values())), strict=True):
         if decoded is None:
             raise StorageError(f"tile {tile[0]}/{tile[1]} is missing", tile=tile)
-        strata[tile] = decoded
+        strata[key] = decoded
     out = []
-    for tile, sub, position in located:
-        decoded = strata[tile]
+    for key, sub, position in located:
+        decoded = strata[key]
         if len(decoded) == TILE_HEIGHT:
             chunk = decoded[sub][position * HASH_SIZE : (position + 1) * HASH_SIZE]
             if len(chunk) != HASH_SIZE:
-                raise StorageError(f"a node is beyond the end of tile {tile[0]}/{tile[1]}")
+                raise StorageError(
+                    f"a node is beyond the end of tile {key >> 64}/{key & _INDEX_MASK}"
+                )
             out.append(chunk)
             continue
         which, stratum = _STRATUM_BELOW[sub]
@@ -243,6 +251,7 @@ def node_hashes(nodes: Sequence[NodeID], read_strata: ReadStrata) -> list[bytes]
                 ).digest()
             )
         else:
+            tile = _tile((key >> 64, key & _INDEX_MASK))
             raise StorageError(f"a node is beyond the end of tile {tile[0]}/{tile[1]}", tile=tile)
     return out
 
