@@ -348,10 +348,29 @@ class Ledger:
         return out  # type: ignore[return-value]  # every None was filled
 
     def consistency_proof(self, size1: int, size2: int) -> list[bytes]:
-        """RFC 9162 consistency proof from the tree of ``size1`` to that of ``size2``."""
-        plan = consistency_plan(size1, size2)
+        """RFC 9162 consistency proof from the tree of ``size1`` to that of ``size2``.
+
+        The proof is the path of the largest complete subtree that ends at ``size1`` (that
+        node first, unless it is the old root itself) into the tree of ``size2``: the path of
+        the subtree's first leaf above the subtree's level. So it ends in that leaf's cached
+        tail, as inclusion proofs do, and only the siblings below the fork are read.
+        """
+        if not 0 < size1 < size2:
+            consistency_plan(size1, size2)  # raises the precise error, or none is needed
+            self._within(size2)
+            return []
         self._within(size2)
-        return plan.proof(node_hashes(plan.nodes, self.read_strata))
+        level = (size1 & -size1).bit_length() - 1
+        index = (size1 - 1) >> level
+        first = index << level
+        fork = (first ^ size2).bit_length() - 1
+        tail = self._tails.get((size2, fork))
+        if tail is None:
+            tail = self._inclusion_proof(first, size2)[fork:]  # and keeps the tail
+        nodes = [_node((k, (index >> (k - level)) ^ 1)) for k in range(level, fork)]
+        if index:  # not the old root (which the verifier has): it comes first
+            nodes.insert(0, _node((level, index)))
+        return [*node_hashes(nodes, self.read_strata), *tail]
 
     def root(self, size: int) -> bytes:
         """The root of the tree of ``size`` (any size up to the head), from tiles."""

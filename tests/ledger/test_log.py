@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
+from ledger.checkpoint import NoteSigner
 from ledger.errors import InvalidProofRequest
 from ledger.log import Ledger
 from ledger.sequencer import Sequencer
+from ledger.storage.memory import MemoryStore
 from tests import reference
 from tests.conftest import make_deposit
+from tools.bench import synthetic_deposit
 from verifier.proof import verify_consistency
 
 
@@ -22,13 +27,43 @@ def test_every_inclusion_and_consistency_proof_matches_reference(ledger: Ledger)
         for _ in range(2):  # the second pass is served from cached proof tails
             for index in range(size):
                 assert ledger.inclusion_proof(index, size) == ref.path(index, 0, size)
-        for old in range(0, size + 1, 7):
+        for old in range(size + 1):
             proof = ledger.consistency_proof(old, size)
             assert proof == ref.proof(old, size)
             verify_consistency(
                 size1=old, size2=size, root1=ref.mth(0, old), root2=ref.mth(0, size), path=proof
             )
         assert ledger.root(size) == ref.mth(0, size)
+
+
+def test_consistency_proofs_before_any_tail_is_cached_match_reference(ledger: Ledger) -> None:
+    """A consistency proof ends in the cached tail of its subtree's first leaf: made first,
+    with nothing cached, and again from the cache, it is the reference's."""
+    with Sequencer(ledger) as seq:
+        seq.append([make_deposit(i) for i in range(700)])
+    ref = reference.RangeReference(ledger.store.entries(0, 700))
+    for size in (700, 513, 512, 300, 2):
+        for _ in range(2):
+            for old in range(size + 1):
+                assert ledger.consistency_proof(old, size) == ref.proof(old, size), (old, size)
+
+
+@pytest.mark.slow
+def test_proofs_through_three_tile_levels_match_reference(signer: NoteSigner) -> None:
+    """Past 131,072 leaves a proof's siblings can span three tile levels: complete tiles are
+    sliced (expanded once), tiles not yet complete have their nodes made from their strata."""
+    ledger = Ledger.open(MemoryStore(), signer)
+    with Sequencer(ledger) as seq:
+        for start in range(0, 140_000, 20_000):
+            seq.append([synthetic_deposit(i) for i in range(start, start + 20_000)])
+    ref = reference.RangeReference(ledger.store.entries(0, 140_000))
+    rng = random.Random(7)
+    for size in (140_000, 131_073, 131_072, 70_000, 65_536):
+        indexes = [0, 65_535, 131_071 % size, size - 1, *rng.sample(range(size), 30)]
+        for index in indexes:
+            assert ledger.inclusion_proof(index, size) == ref.path(index, 0, size), (index, size)
+        for old in [1, 65_536 % size or 1, size - 1, *rng.sample(range(1, size), 30)]:
+            assert ledger.consistency_proof(old, size) == ref.proof(old, size), (old, size)
 
 
 def test_receipt_proofs_as_the_log_grows_match_reference(ledger: Ledger) -> None:
