@@ -32,24 +32,6 @@ _DROP = str.maketrans("", "", "- \t\u00a0\u3000")
 _VALUE = {c: i for i, c in enumerate(CROCKFORD)}
 _PAIRS = [a + b for a in CROCKFORD for b in CROCKFORD]
 """The two Crockford digits of every 10-bit value: a code's 80 bits are 8 of them."""
-_ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-"""MOD 37,36's alphabet: a character's value is its position here."""
-_SHIFTS = (70, 60, 50, 40, 30, 20, 10, 0)
-
-
-_STEPS = [
-    (((check or 36) * 2) % 37 + _ALNUM.index(c)) % 36 for check in range(36) for c in CROCKFORD
-]
-"""ISO/IEC 7064 MOD 37,36 (hybrid system), stdnum's ``checksum`` step: the checksum after one
-more Crockford digit, by ``check * 32 + 5-bit value``."""
-_PAIR_STEPS = [
-    _STEPS[_STEPS[check * 32 + (v >> 5)] * 32 + (v & 31)]
-    for check in range(36)
-    for v in range(1024)
-]
-"""The checksum after two more characters, by ``check * 1024 + 10-bit value``: a code's check
-character costs 8 look-ups (``stdnum``'s loop, per character, cost a receipt more than its
-proof); ``tests/ledger/test_code.py`` checks it against ``stdnum`` itself."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,38 +51,31 @@ class DepositCode:
     @property
     def body(self) -> str:
         """The 16 Crockford characters."""
-        return self._spelled()[0]
+        # 80 bits are 16 base32 digits exactly: no padding. Two digits at a time from a table
+        # (base64.b32encode, in Python, cost a receipt more than its proof).
+        n = int.from_bytes(self.bits, "big")
+        pairs = _PAIRS
+        return "".join([pairs[(n >> shift) & 0x3FF] for shift in (70, 60, 50, 40, 30, 20, 10, 0)])
 
     @property
     def check(self) -> str:
         """The MOD 37,36 check character (one of ``0-9A-Z``)."""
-        return self._spelled()[1]
+        return str(mod_37_36.calc_check_digit(self.body))
 
     @property
     def compact(self) -> str:
         """``CZ`` + body + check, no dashes: for URLs and file names."""
-        body, check = self._spelled()
-        return f"{_PREFIX}{body}{check}"
-
-    def _spelled(self) -> tuple[str, str]:
-        """Body and check character. 80 bits are 16 base32 digits exactly: no padding. Two
-        digits at a time from a table (base64.b32encode, in Python, cost a receipt more than its
-        proof), the checksum moved on by the same two at once."""
-        n = int.from_bytes(self.bits, "big")
-        pairs, steps = _PAIRS, _PAIR_STEPS
-        values = [(n >> shift) & 0x3FF for shift in _SHIFTS]
-        check = 18  # 36 // 2, where MOD 37,36 starts
-        for value in values:
-            check = steps[check * 1024 + value]
-        return "".join([pairs[v] for v in values]), _ALNUM[(1 - (check or 36) * 2 % 37) % 36]
+        body = self.body
+        return f"{_PREFIX}{body}{mod_37_36.calc_check_digit(body)}"
 
     def matches(self, leaf_hash: bytes) -> bool:
         """Whether this code belongs to the entry with ``leaf_hash`` (DESIGN §7 step 2)."""
         return leaf_hash[:CODE_BYTES] == self.bits
 
     def __str__(self) -> str:
-        b, check = self._spelled()
-        return f"{_PREFIX}-{b[0:4]}-{b[4:8]}-{b[8:12]}-{b[12:16]}-{check}"
+        body = self.body
+        groups = "-".join(body[i : i + 4] for i in range(0, 16, 4))
+        return f"{_PREFIX}-{groups}-{mod_37_36.calc_check_digit(body)}"
 
 
 def parse_code(text: str) -> DepositCode:

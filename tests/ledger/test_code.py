@@ -120,8 +120,7 @@ def test_round_trip_and_stdnum_agrees(h: bytes) -> None:
 
 @given(st.binary(min_size=10, max_size=10))
 def test_check_character_is_stdnums(bits: bytes) -> None:
-    """The check character is looked up two digits at a time; stdnum computes it one at a time
-    from the body, as the standard says."""
+    """Every way of spelling a code carries stdnum's check character over its body."""
     code = DepositCode(bits)
     check = mod_37_36.calc_check_digit(code.body)
     assert code.check == check
