@@ -828,20 +828,17 @@ def _bench_proofs(
         # passes in between, ours at 10^6 came out slower (a consistency slowdown of 1.89,
         # against 1.33-1.38 side by side with ours alone, minutes apart): a cost of sharing the
         # process with another workload's memory, not of the tree's size.
-        ours = [_proof_passes(b, config.proofs, rng) for b in built]
-        for group in (
-            [p for passes in ours for p in passes[:2]],
-            [p for passes in ours for p in passes[2:]],
-        ):
+        passes = [p for b in built for p in _proof_passes(b, config.proofs, rng)]
+        for section in ("proofs", "pymerkle"):
+            group = [(name, run) for (of, name), run in passes if of == section]
             if not group:
                 continue
-            names = [name for name, _ in group]
             log(
                 f"{len(group)} passes of {config.proofs:,} proofs "
-                f"({', '.join(n for _, n in names)}): {_rounds(config.rounds)}, interleaved"
+                f"({', '.join(name for name, _ in group)}): {_rounds(config.rounds)}, interleaved"
             )
             timed = steady_seconds([run for _, run in group], rounds=config.rounds)
-            for (section, name), taken in zip(names, timed, strict=True):
+            for (name, _), taken in zip(group, timed, strict=True):
                 report.add(section, name, _rate(config.proofs, taken), "proofs/s")
     finally:
         for b in built:
