@@ -316,8 +316,8 @@ class Ledger:
             if not 0 <= index < size:
                 inclusion_plan(index, size)  # raises the precise error
             fork = (index ^ size).bit_length() - 1
-            if fork not in tails:  # makes (and keeps) the tail
-                tails[fork] = self._inclusion_proof(index, size)[fork:]
+            if fork not in tails:
+                tails[fork] = self._tail(index, size, fork)
             forks.append(fork)
         # The siblings below each leaf's fork, level by level: neighbouring leaves share most
         # of them, so each is read once (every level's in one read), then each proof is picked
@@ -334,6 +334,12 @@ class Ledger:
             [levels[level][(i >> level) ^ 1] for level in range(fork)] + tails[fork]
             for i, fork in pairs
         ]
+
+    def _tail(self, index: int, size: int, fork: int) -> list[bytes]:
+        """The part above ``fork`` of leaf ``index``'s inclusion proof in the tree of ``size``
+        (shared by every leaf with that fork): cached, or made with that proof, which keeps it."""
+        tail = self._tails.get((size, fork))
+        return self._inclusion_proof(index, size)[fork:] if tail is None else tail
 
     def _complete_nodes(self, nodes: list[NodeID]) -> list[bytes]:
         known = self._nodes
@@ -364,9 +370,7 @@ class Ledger:
         index = (size1 - 1) >> level
         first = index << level
         fork = (first ^ size2).bit_length() - 1
-        tail = self._tails.get((size2, fork))
-        if tail is None:
-            tail = self._inclusion_proof(first, size2)[fork:]  # and keeps the tail
+        tail = self._tail(first, size2, fork)
         nodes = [_node((k, (index >> (k - level)) ^ 1)) for k in range(level, fork)]
         if index:  # not the old root (which the verifier has): it comes first
             nodes.insert(0, _node((level, index)))
