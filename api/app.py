@@ -18,12 +18,13 @@ import urllib.parse
 import weakref
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import orjson
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from ledger.canonical import jcs, loads
@@ -41,6 +42,7 @@ from verifier.signature import PublicKey
 from . import documents, problems
 from .operations import AccessLog
 from .problems import Problem
+from .routing import DirectRoute, adopt, hot_first
 from .service import ApiKey, Service
 from .signatures import SignatureProcessGone, signature_process
 from .uploads import ALL_ALGORITHMS, FileSink, read_form
@@ -240,6 +242,28 @@ class CheckedCase:
 class VerifyIn(BaseModel):
     code: str | None = None
     digest: str | None = Field(None, description="alg:hex, e.g. sha256:9f86…")
+
+
+MAX_VERIFY_BODY = 16 * 1024
+"""Bytes of a ``POST /v1/verify`` body at most (a code and a digest take a few hundred)."""
+
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def _json_body(model: type[BaseModel]) -> dict[str, Any]:
+    """OpenAPI for a route that reads its JSON body itself (request-only: :mod:`api.routing`)."""
+    schema = {"content": {"application/json": {"schema": model.model_json_schema()}}}
+    return {"requestBody": {"required": True, **schema}}
+
+
+def parsed(model: type[_Model], body: bytes) -> _Model:
+    """``body`` as ``model``; a body that is not one is refused as FastAPI would refuse it
+    (422 ``invalid_request`` with the errors' locations)."""
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        raise RequestValidationError(errors, body=body) from None
 
 
 def refuse_declared(request: Request, limit: int, message: str) -> None:
@@ -503,7 +527,8 @@ def create_app(
             if refusal is not None:
                 _refused(waiter, refusal)
 
-    v1 = APIRouter(prefix="/v1")
+    app.router.route_class = DirectRoute  # request-only endpoints skip FastAPI's handler
+    v1 = APIRouter(prefix="/v1", route_class=DirectRoute)
 
     # --- deposits ----------------------------------------------------------------------------
 
@@ -756,9 +781,11 @@ def create_app(
         so anyone can check every depositor signature in the log."""
         return _json({"depositors": [loads(d.to_bytes()) for d in service.registry.all()]})
 
-    @v1.post("/verify", tags=["verify"])
-    async def verify(body: VerifyIn) -> Response:
+    @v1.post("/verify", tags=["verify"], openapi_extra=_json_body(VerifyIn))
+    async def verify(request: Request) -> Response:
         """Public: code + digest, or digest alone → VERIFIED / MISMATCH / NOT_FOUND / INVALID."""
+        message = f"a verify request is at most {MAX_VERIFY_BODY} bytes"
+        body = parsed(VerifyIn, await read_body(request, MAX_VERIFY_BODY, message))
         digest = Digest.parse(body.digest) if body.digest else None
         if body.code:
             code = parse_code(body.code)
@@ -1070,7 +1097,7 @@ def create_app(
     async def access_log(_key: Admin) -> Response:
         return _json({"accesses": [loads(v) for _, v in service.store.record_list("access")]})
 
-    app.include_router(v1)
+    adopt(app, v1)
 
     # --- C2SP tlog-tiles: tiles and entry bundles --------------------------------------------
 
@@ -1089,7 +1116,7 @@ def create_app(
 
     from .web import web_router
 
-    app.include_router(web_router(service))
+    adopt(app, web_router(service))
 
     @app.get("/healthz", tags=["operations"])
     async def health() -> Response:
@@ -1116,6 +1143,8 @@ def create_app(
             service.metrics.render(gauges), media_type="text/plain; version=0.0.4; charset=utf-8"
         )
 
+    # Matched in order: what most requests ask for first.
+    hot_first(app, [("POST", "/v1/deposits"), ("POST", "/v1/verify"), ("GET", "/v1/checkpoint")])
     app.add_middleware(AccessLog, metrics=service.metrics)
 
     return app

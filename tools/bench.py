@@ -49,8 +49,8 @@ process: uvicorn with uvloop and httptools, one worker, loopback, port 0) — an
 ``wrk`` (Debian package ``wrk``) through Lua scripts written into the temporary directory, each
 phase after an untimed warm-up:
 
-1. **trivial** — ``GET /bench/trivial`` (a small pre-encoded JSON), 64 connections: the server
-   stack's own ceiling.
+1. **trivial** — ``GET /bench/trivial`` (a small pre-encoded JSON, the app's first route),
+   64 connections: the server stack's own ceiling.
 2. **single deposits** — ``POST /v1/deposits``, every request a different deposit signed with
    :func:`tools.client.sign_statement` by a registered lender, with its depositor API key; 64
    connections; req/s, p50/p99 latency and non-2xx responses, and the ratio to trivial.
@@ -1997,8 +1997,9 @@ def _http_notes(config: HttpConfig, report: Report, tree_size: int) -> None:
         "Service on a fresh data directory (RocksDB store, built-in TSA stamping every new "
         "checkpoint), served by uvicorn with uvloop and httptools, 1 worker, on 127.0.0.1 (port "
         f"0); plus GET {TRIVIAL_PATH}, a {len(TRIVIAL_BODY)}-byte pre-encoded JSON response on "
-        "the same stack, the reference of the to_trivial ratios. Not pinned to a core: the server "
-        "(with its sequencer, stamper and RocksDB threads) and wrk share the machine's "
+        "the same stack, the reference of the to_trivial ratios: the app's first route (matched "
+        "before the app's own), served like its request-only routes. Not pinned to a core: the "
+        "server (with its sequencer, stamper and RocksDB threads) and wrk share the machine's "
         f"{os.cpu_count()} cores.",
         f"Load: wrk, {config.wrk_threads} thread(s), keep-alive connections, --timeout 30s; every "
         f"phase runs {config.warmup} s untimed, then {config.seconds} s timed. Latencies are "

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from ..problems import problem_response
+from ..routing import DirectRoute
 from ..service import Service
 
 __all__ = ["web_router"]
@@ -63,7 +64,7 @@ def _load_assets() -> dict[str, _Asset]:
 
 def web_router(service: Service) -> APIRouter:
     """``/`` (the page, ``?code=CZ-…`` prefills and looks up) and ``/static/{name}``."""
-    router = APIRouter()
+    router = APIRouter(route_class=DirectRoute)
     assets = _load_assets()
     version = hashlib.sha256(b"".join(a.etag.encode() for a in assets.values())).hexdigest()[:12]
     page = (
