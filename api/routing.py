@@ -51,13 +51,11 @@ def _takes_only_request(route: APIRoute) -> bool:
     )  # fmt: skip
 
 
-def _called(endpoint: Callable[..., Any], *, with_request: bool) -> Callable[..., Any]:
-    if with_request:
-        return endpoint
+def _ignoring_request(endpoint: Callable[[], Awaitable[Response]]) -> Callable[..., Any]:
+    """``endpoint``, of no arguments, as a function of the request."""
 
     async def call(_request: Request) -> Response:
-        response: Response = await endpoint()
-        return response
+        return await endpoint()
 
     return call
 
@@ -81,10 +79,7 @@ class DirectRoute(APIRoute):
         )
         if self.direct:
             with_request = self.dependant.request_param_name is not None
-            handler: Callable[[Request], Awaitable[Response]] = _called(
-                endpoint, with_request=with_request
-            )
-            self.app = request_response(handler)
+            self.app = request_response(endpoint if with_request else _ignoring_request(endpoint))
 
 
 def is_direct(route: BaseRoute) -> bool:
