@@ -178,8 +178,24 @@ def _refused(waiter: asyncio.Future[Any], error: Exception) -> None:
         waiter.set_exception(error)
 
 
+class EncodedJSON(Response):
+    """A response of JSON already encoded, its two headers made directly: Starlette's generic
+    header set-up cost the hot routes (a verify answer, a receipt) more than their look-ups."""
+
+    media_type = "application/json"
+
+    def __init__(self, body: bytes, status_code: int = 200) -> None:
+        self.status_code = status_code
+        self.background = None
+        self.body = body
+        self.raw_headers = [
+            (b"content-length", b"%d" % len(body)),
+            (b"content-type", b"application/json"),
+        ]
+
+
 def _json(obj: Any, status: int = 200) -> Response:
-    return Response(jcs(obj), status_code=status, media_type="application/json")
+    return EncodedJSON(jcs(obj), status)
 
 
 def _disposition(file_name: str) -> dict[str, str]:
@@ -268,9 +284,11 @@ def parsed(model: type[_Model], body: bytes) -> _Model:
 
 def refuse_declared(request: Request, limit: int, message: str) -> None:
     """Refuse early a body whose declared length is already too large."""
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
-        raise TooLarge(message, limit=limit)
+    for name, value in request.scope["headers"]:  # raw: a Headers object costs more than this
+        if name == b"content-length":
+            if value.isdigit() and int(value) > limit:
+                raise TooLarge(message, limit=limit)
+            return
 
 
 async def read_body(request: Request, limit: int, message: str) -> bytes:
@@ -402,12 +420,12 @@ def create_app(
         if kept is not None:
             verdict, body = kept
             service.metrics.verdict(verdict)
-            return Response(body, media_type="application/json")
+            return EncodedJSON(body)
         report = await report_of(index)
         out = presented(report, index, digest, code)
         body = jcs(out)
         service.reports.put_answer(key, index, (out["verdict"], body), report)
-        return Response(body, media_type="application/json")
+        return EncodedJSON(body)
 
     def not_found() -> Response:
         service.metrics.verdict("NOT_FOUND")
@@ -645,7 +663,7 @@ def create_app(
             body = await run_in_threadpool(receipts_body)
         else:
             body = receipts_body()
-        return Response(body, status_code=201, media_type="application/json")
+        return EncodedJSON(body, 201)
 
     def proofs_of(receipts: list[Receipt]) -> list[list[bytes]]:
         """The receipts' inclusion proofs, made together for those of one tree size."""
@@ -848,7 +866,7 @@ def create_app(
         b = service.bundle(index)
         if key.role == "depositor" and parse_entry(b.leaf).statement.depositor != key.depositor:
             raise NotFound("no such deposit of yours")
-        return Response(b.to_json(), media_type="application/json")
+        return EncodedJSON(b.to_json())
 
     @v1.get("/deposits/{code}/retrieve", tags=["deposits"])
     async def retrieve(
@@ -862,7 +880,7 @@ def create_app(
             raise NotFound("no such deposit of yours")
         if key.role == "judge":
             log_access(key, parsed, index, "retrieve")
-        return Response(b.to_json(), media_type="application/json")
+        return EncodedJSON(b.to_json())
 
     def issued_now() -> dt.datetime:
         return dt.datetime.fromtimestamp(now_ms() / 1000, dt.UTC)
@@ -1143,8 +1161,9 @@ def create_app(
             service.metrics.render(gauges), media_type="text/plain; version=0.0.4; charset=utf-8"
         )
 
-    # Matched in order: what most requests ask for first.
-    hot_first(app, [("POST", "/v1/deposits"), ("POST", "/v1/verify"), ("GET", "/v1/checkpoint")])
+    # Matched in order: what most requests ask for first, the cheapest of them before the
+    # others (a route passed over costs a verify answer more, in proportion, than a deposit).
+    hot_first(app, [("POST", "/v1/verify"), ("POST", "/v1/deposits"), ("GET", "/v1/checkpoint")])
     app.add_middleware(AccessLog, metrics=service.metrics)
 
     return app

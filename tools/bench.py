@@ -1736,6 +1736,29 @@ def _wait_stamped(http: httpx.Client, *, seconds: float = 60.0) -> None:
         time.sleep(0.05)
 
 
+QUIET_SHARE = 0.1
+"""Share of one core below which the server counts as quiet (nothing left over from a phase)."""
+
+
+def _wait_quiet(pid: int, *, seconds: float = 30.0, window: float = 0.25) -> bool:
+    """Until the server (every thread: the store's compactions too, and its signature process)
+    used less than :data:`QUIET_SHARE` of a core over ``window``; whether it did within
+    ``seconds`` (always true where there is no /proc)."""
+    deadline = time.monotonic() + seconds
+    before = cpu_sample(pid)
+    while before is not None:
+        time.sleep(window)
+        after = cpu_sample(pid)
+        if after is None:
+            break
+        if cpu_used(pid, before, after).server < QUIET_SHARE * window * TICKS_PER_SECOND:
+            break
+        if time.monotonic() > deadline:
+            return False
+        before = after
+    return True
+
+
 def _add_load(
     report: Report, section: str, result: WrkResult, *, p99: Target | None = None
 ) -> float:
@@ -1762,6 +1785,21 @@ def _pool_size(warm: WrkResult, connections: int, seconds: int, *, fallback: flo
     return max(2 * connections, math.ceil(rate * seconds * POOL_MARGIN))
 
 
+@dataclass(frozen=True, slots=True)
+class _Reference:
+    """A timed run of the trivial endpoint: requests/s, and loop CPU µs per request (none where
+    /proc cannot tell)."""
+
+    rate: float
+    loop_us: float | None
+
+    @classmethod
+    def of(cls, result: WrkResult, used: CpuUsed | None) -> _Reference:
+        if used is None or not result.requests:
+            return cls(result.rate, None)
+        return cls(result.rate, used.loop * 1e6 / TICKS_PER_SECOND / result.requests)
+
+
 @dataclass(slots=True)
 class _HttpRun:
     """One ``bench http`` run against a served app: the phases, in order."""
@@ -1774,8 +1812,8 @@ class _HttpRun:
     token: str
     log: Log
     server_pid: int
-    trivial: float = 0.0
-    trivial_loop_us: float = 0.0
+    before: _Reference = field(default_factory=lambda: _Reference(0.0, None))
+    """The trivial endpoint's run just before the phase under way."""
 
     def post(self, path: str, body: bytes, *, status: int, auth: bool = True) -> Any:
         headers = {"Content-Type": "application/json"}
@@ -1828,13 +1866,45 @@ class _HttpRun:
         if section == "batch_deposits":
             n, per = n * self.config.batch, "deposit"
         scale = 1e6 / TICKS_PER_SECOND / n
-        loop_us = self.report.add(section, f"loop_cpu_per_{per}", used.loop * scale, "µs")
-        total_us = used.server * scale
-        self.report.add(section, f"server_cpu_per_{per}", total_us, "µs")
-        if section == "trivial":
-            self.trivial_loop_us = loop_us
-        elif per == "request" and self.trivial_loop_us and loop_us:
-            self.report.add(section, "loop_cpu_to_trivial", self.trivial_loop_us / loop_us, "ratio")
+        self.report.add(section, f"loop_cpu_per_{per}", used.loop * scale, "µs")
+        self.report.add(section, f"server_cpu_per_{per}", used.server * scale, "µs")
+
+    def reference(self) -> _Reference:
+        """One more timed run of the trivial endpoint (warmed up first), reported only through
+        the ratios of the phase it is beside."""
+        self.quiet()
+        c = self.config.connections
+        self.warm("trivial", TRIVIAL_PATH, None, c)
+        result, used = self.load("trivial", TRIVIAL_PATH, None, c)
+        return _Reference.of(result, used)
+
+    def quiet(self) -> None:
+        """Wait until what the last phase left the server to do (stamping, compactions) is
+        done, so that the trivial endpoint is not measured while it runs."""
+        if not _wait_quiet(self.server_pid):
+            self.report.notes.append(
+                "The server was still busy 30 s after a phase; a trivial run was measured anyway."
+            )
+
+    def to_trivial(
+        self, section: str, result: WrkResult, used: CpuUsed | None, target: Target
+    ) -> None:
+        """``section``'s ratios to the trivial endpoint measured just before it and again just
+        after it (the mean of the two): the machine's speed drifts over a run — other jobs, the
+        store's compactions — and a reference taken minutes earlier carried that drift into
+        the ratio."""
+        before, after = self.before, self.reference()
+        self.report.add(section, "trivial_before", before.rate, "req/s")
+        self.report.add(section, "trivial_after", after.rate, "req/s")
+        rate = self.report.add(section, "trivial", (before.rate + after.rate) / 2, "req/s")
+        self.report.add(section, "to_trivial", result.rate / rate, "ratio", target)
+        if used is not None and result.requests and before.loop_us and after.loop_us:
+            loop_us = used.loop * 1e6 / TICKS_PER_SECOND / result.requests
+            reference_us = self.report.add(
+                section, "trivial_loop_cpu_per_request", (before.loop_us + after.loop_us) / 2, "µs"
+            )
+            self.report.add(section, "loop_cpu_to_trivial", reference_us / loop_us, "ratio")
+        self.before = after
 
     def warm(
         self, section: str, path: str, bodies: Sequence[bytes] | None, connections: int
@@ -1852,10 +1922,12 @@ class _HttpRun:
     def trivial_phase(self) -> None:
         c = self.config.connections
         self.log(f"trivial: GET {TRIVIAL_PATH}, {c} connections")
+        self.quiet()
         self.warm("trivial", TRIVIAL_PATH, None, c)
         result, used = self.load("trivial", TRIVIAL_PATH, None, c)
-        self.trivial = _add_load(self.report, "trivial", result)
+        _add_load(self.report, "trivial", result)
         self.add_cpu("trivial", result, used)
+        self.before = _Reference.of(result, used)
 
     def single_phase(self, warm_bodies: Sequence[bytes]) -> None:
         section, c, seconds = "single_deposits", self.config.connections, self.config.seconds
@@ -1864,10 +1936,11 @@ class _HttpRun:
         count = _pool_size(warm, c, seconds, fallback=SINGLE_WARM_RATE)
         timed = [body for body, _ in self.bodies.make(count)]
         result, used = self.load(section, "/v1/deposits", timed, c)
-        rate = _add_load(self.report, section, result, p99=Target("<=", 50))
+        _add_load(self.report, section, result, p99=Target("<=", 50))
         self.report.add(section, "distinct_bodies", len(timed), "bodies")
-        self.report.add(section, "to_trivial", rate / self.trivial, "ratio", Target(">=", 0.4))
         self.add_cpu(section, result, used)
+        self.log(f"trivial again, beside {section}")
+        self.to_trivial(section, result, used, Target(">=", 0.4))
         _reused(section, result, len(timed), self.report)
 
     def batch_phase(self, warm_bodies: Sequence[tuple[bytes, str]], public: PublicKey) -> None:
@@ -1914,11 +1987,14 @@ class _HttpRun:
             verdict = self.post("/v1/verify", check, status=200, auth=False)
             if verdict.get("verdict") != "VERIFIED":
                 raise RuntimeError(f"a deposited code does not verify: {verdict}")
+        self.log(f"trivial again, beside {section}")
+        self.before = self.reference()
         self.warm(section, "/v1/verify", checks, c)
         result, used = self.load(section, "/v1/verify", checks, c)
-        rate = _add_load(self.report, section, result)
-        self.report.add(section, "to_trivial", rate / self.trivial, "ratio", Target(">=", 0.6))
+        _add_load(self.report, section, result)
         self.add_cpu(section, result, used)
+        self.log(f"trivial again, beside {section}")
+        self.to_trivial(section, result, used, Target(">=", 0.6))
         size: int = self.http.get("/healthz").json()["tree_size"]
         return size
 
@@ -1998,7 +2074,11 @@ def _http_notes(config: HttpConfig, report: Report, tree_size: int) -> None:
         "checkpoint), served by uvicorn with uvloop and httptools, 1 worker, on 127.0.0.1 (port "
         f"0); plus GET {TRIVIAL_PATH}, a {len(TRIVIAL_BODY)}-byte pre-encoded JSON response on "
         "the same stack, the reference of the to_trivial ratios: the app's first route (matched "
-        "before the app's own), served like its request-only routes. Not pinned to a core: the "
+        "before the app's own), served like its request-only routes. It is measured again just "
+        "before and just after each phase with a ratio to it (once the server has gone quiet: "
+        f"below {QUIET_SHARE:.0%} of a core over 0.25 s), and that phase's ratios are to the "
+        "mean of those two runs (trivial_before, trivial_after and their mean trivial in its "
+        "section); the trivial section shows the first run. Not pinned to a core: the "
         "server (with its sequencer, stamper and RocksDB threads) and wrk share the machine's "
         f"{os.cpu_count()} cores.",
         f"Load: wrk, {config.wrk_threads} thread(s), keep-alive connections, --timeout 30s; every "

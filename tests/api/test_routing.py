@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from starlette.routing import BaseRoute
 
 from api import problems
-from api.app import MAX_VERIFY_BODY, create_app
+from api.app import MAX_VERIFY_BODY, EncodedJSON, create_app
 from api.problems import Problem
 from api.routing import DirectRoute, adopt, hot_first, is_direct
 from api.service import Service
@@ -28,13 +28,22 @@ def _route(app: FastAPI, method: str, path: str) -> BaseRoute:
 def test_the_hot_routes_come_first_and_are_served_directly(service: Service) -> None:
     app = create_app(service)
     first = [(sorted(r.methods)[0], r.path) for r in app.router.routes[:3]]  # type: ignore[attr-defined]
-    assert first == [("POST", "/v1/deposits"), ("POST", "/v1/verify"), ("GET", "/v1/checkpoint")]
+    assert first == [("POST", "/v1/verify"), ("POST", "/v1/deposits"), ("GET", "/v1/checkpoint")]
     assert all(is_direct(r) for r in app.router.routes[:3])
     # Parameters and dependencies keep FastAPI's handler: it validates them.
     assert not is_direct(_route(app, "GET", "/v1/deposits/{code}"))
     assert not is_direct(_route(app, "GET", "/metrics"))
     # Flat: no router nested in the app, each route matched once.
     assert all(isinstance(getattr(r, "path", None), str) for r in app.router.routes)
+
+
+@pytest.mark.parametrize("status", [200, 201, 404])
+@pytest.mark.parametrize("body", [b"{}", '{"verdict_zh":"核验通过"}'.encode(), b""])
+def test_encoded_json_is_what_starlette_would_send(body: bytes, status: int) -> None:
+    ours, theirs = EncodedJSON(body, status), Response(body, status, media_type="application/json")
+    assert ours.status_code == theirs.status_code and ours.body == theirs.body
+    assert sorted(ours.raw_headers) == sorted(theirs.raw_headers)
+    assert ours.background is None and ours.headers["content-type"] == "application/json"
 
 
 def test_direct_routes_are_documented_like_the_others(client: TestClient) -> None:
