@@ -180,11 +180,14 @@ def _refused(waiter: asyncio.Future[Any], error: Exception) -> None:
 
 class EncodedJSON(Response):
     """A response of JSON already encoded, its two headers made directly: Starlette's generic
-    header set-up cost the hot routes (a verify answer, a receipt) more than their look-ups."""
+    header set-up cost the hot routes (a verify answer, a receipt) more than their look-ups.
+    Only for statuses with a body (not 1xx, 204 or 304, where Starlette sends no length)."""
 
     media_type = "application/json"
 
     def __init__(self, body: bytes, status_code: int = 200) -> None:
+        if status_code < 200 or status_code in (204, 304):
+            raise ValueError(f"status {status_code} has no body: use Response")
         self.status_code = status_code
         self.background = None
         self.body = body

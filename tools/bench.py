@@ -1738,9 +1738,13 @@ def _wait_stamped(http: httpx.Client, *, seconds: float = 60.0) -> None:
 
 QUIET_SHARE = 0.1
 """Share of one core below which the server counts as quiet (nothing left over from a phase)."""
+QUIET_WINDOW = 0.25
+"""Seconds over which that share is measured."""
+QUIET_TIMEOUT = 30.0
+"""Seconds the bench waits for the server to go quiet before it measures anyway."""
 
 
-def _wait_quiet(pid: int, *, seconds: float = 30.0, window: float = 0.25) -> bool:
+def _wait_quiet(pid: int, *, seconds: float = QUIET_TIMEOUT, window: float = QUIET_WINDOW) -> bool:
     """Until the server (every thread: the store's compactions too, and its signature process)
     used less than :data:`QUIET_SHARE` of a core over ``window``; whether it did within
     ``seconds`` (always true where there is no /proc)."""
@@ -1883,7 +1887,8 @@ class _HttpRun:
         done, so that the trivial endpoint is not measured while it runs."""
         if not _wait_quiet(self.server_pid):
             self.report.notes.append(
-                "The server was still busy 30 s after a phase; a trivial run was measured anyway."
+                f"The server was still busy {QUIET_TIMEOUT:g} s after a phase; a trivial run was "
+                "measured anyway."
             )
 
     def to_trivial(
@@ -1897,8 +1902,16 @@ class _HttpRun:
         self.report.add(section, "trivial_before", before.rate, "req/s")
         self.report.add(section, "trivial_after", after.rate, "req/s")
         rate = self.report.add(section, "trivial", (before.rate + after.rate) / 2, "req/s")
+        if rate <= 0:
+            raise RuntimeError("the trivial endpoint completed no request beside " + section)
         self.report.add(section, "to_trivial", result.rate / rate, "ratio", target)
-        if used is not None and result.requests and before.loop_us and after.loop_us:
+        if (
+            used is not None
+            and used.loop > 0
+            and result.requests
+            and before.loop_us is not None
+            and after.loop_us is not None
+        ):
             loop_us = used.loop * 1e6 / TICKS_PER_SECOND / result.requests
             reference_us = self.report.add(
                 section, "trivial_loop_cpu_per_request", (before.loop_us + after.loop_us) / 2, "µs"
@@ -2076,7 +2089,8 @@ def _http_notes(config: HttpConfig, report: Report, tree_size: int) -> None:
         "the same stack, the reference of the to_trivial ratios: the app's first route (matched "
         "before the app's own), served like its request-only routes. It is measured again just "
         "before and just after each phase with a ratio to it (once the server has gone quiet: "
-        f"below {QUIET_SHARE:.0%} of a core over 0.25 s), and that phase's ratios are to the "
+        f"below {QUIET_SHARE:.0%} of a core over {QUIET_WINDOW:g} s), and that phase's ratios "
+        "are to the "
         "mean of those two runs (trivial_before, trivial_after and their mean trivial in its "
         "section); the trivial section shows the first run. Not pinned to a core: the "
         "server (with its sequencer, stamper and RocksDB threads) and wrk share the machine's "

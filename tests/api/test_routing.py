@@ -46,6 +46,12 @@ def test_encoded_json_is_what_starlette_would_send(body: bytes, status: int) -> 
     assert ours.background is None and ours.headers["content-type"] == "application/json"
 
 
+@pytest.mark.parametrize("status", [101, 204, 304])
+def test_encoded_json_is_only_for_statuses_with_a_body(status: int) -> None:
+    with pytest.raises(ValueError, match="no body"):
+        EncodedJSON(b"", status)
+
+
 def test_direct_routes_are_documented_like_the_others(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     assert set(paths["/v1/deposits"]["post"]["tags"]) == {"deposits"}
