@@ -1801,7 +1801,12 @@ class _Reference:
     def of(cls, result: WrkResult, used: CpuUsed | None) -> _Reference:
         if used is None or not result.requests:
             return cls(result.rate, None)
-        return cls(result.rate, used.loop * 1e6 / TICKS_PER_SECOND / result.requests)
+        return cls(result.rate, _us_each(used.loop, result.requests))
+
+
+def _us_each(ticks: int, n: int) -> float:
+    """CPU ``ticks`` (from /proc) in µs, shared over ``n`` requests or deposits."""
+    return ticks * 1e6 / TICKS_PER_SECOND / n
 
 
 @dataclass(slots=True)
@@ -1869,18 +1874,20 @@ class _HttpRun:
         n, per = result.requests, "request"
         if section == "batch_deposits":
             n, per = n * self.config.batch, "deposit"
-        scale = 1e6 / TICKS_PER_SECOND / n
-        self.report.add(section, f"loop_cpu_per_{per}", used.loop * scale, "µs")
-        self.report.add(section, f"server_cpu_per_{per}", used.server * scale, "µs")
+        self.report.add(section, f"loop_cpu_per_{per}", _us_each(used.loop, n), "µs")
+        self.report.add(section, f"server_cpu_per_{per}", _us_each(used.server, n), "µs")
 
-    def reference(self) -> _Reference:
-        """One more timed run of the trivial endpoint (warmed up first), reported only through
-        the ratios of the phase it is beside."""
+    def trivial_run(self) -> tuple[WrkResult, CpuUsed | None]:
+        """A timed run of the trivial endpoint, once the server is quiet, warmed up first."""
         self.quiet()
         c = self.config.connections
         self.warm("trivial", TRIVIAL_PATH, None, c)
-        result, used = self.load("trivial", TRIVIAL_PATH, None, c)
-        return _Reference.of(result, used)
+        return self.load("trivial", TRIVIAL_PATH, None, c)
+
+    def reference(self, section: str) -> _Reference:
+        """One more trivial run, beside ``section``: reported only through its ratios."""
+        self.log(f"trivial again, beside {section}")
+        return _Reference.of(*self.trivial_run())
 
     def quiet(self) -> None:
         """Wait until what the last phase left the server to do (stamping, compactions) is
@@ -1898,7 +1905,7 @@ class _HttpRun:
         after it (the mean of the two): the machine's speed drifts over a run — other jobs, the
         store's compactions — and a reference taken minutes earlier carried that drift into
         the ratio."""
-        before, after = self.before, self.reference()
+        before, after = self.before, self.reference(section)
         self.report.add(section, "trivial_before", before.rate, "req/s")
         self.report.add(section, "trivial_after", after.rate, "req/s")
         rate = self.report.add(section, "trivial", (before.rate + after.rate) / 2, "req/s")
@@ -1912,7 +1919,7 @@ class _HttpRun:
             and before.loop_us is not None
             and after.loop_us is not None
         ):
-            loop_us = used.loop * 1e6 / TICKS_PER_SECOND / result.requests
+            loop_us = _us_each(used.loop, result.requests)
             reference_us = self.report.add(
                 section, "trivial_loop_cpu_per_request", (before.loop_us + after.loop_us) / 2, "µs"
             )
@@ -1935,9 +1942,7 @@ class _HttpRun:
     def trivial_phase(self) -> None:
         c = self.config.connections
         self.log(f"trivial: GET {TRIVIAL_PATH}, {c} connections")
-        self.quiet()
-        self.warm("trivial", TRIVIAL_PATH, None, c)
-        result, used = self.load("trivial", TRIVIAL_PATH, None, c)
+        result, used = self.trivial_run()
         _add_load(self.report, "trivial", result)
         self.add_cpu("trivial", result, used)
         self.before = _Reference.of(result, used)
@@ -1952,7 +1957,6 @@ class _HttpRun:
         _add_load(self.report, section, result, p99=Target("<=", 50))
         self.report.add(section, "distinct_bodies", len(timed), "bodies")
         self.add_cpu(section, result, used)
-        self.log(f"trivial again, beside {section}")
         self.to_trivial(section, result, used, Target(">=", 0.4))
         _reused(section, result, len(timed), self.report)
 
@@ -2000,13 +2004,11 @@ class _HttpRun:
             verdict = self.post("/v1/verify", check, status=200, auth=False)
             if verdict.get("verdict") != "VERIFIED":
                 raise RuntimeError(f"a deposited code does not verify: {verdict}")
-        self.log(f"trivial again, beside {section}")
-        self.before = self.reference()
+        self.before = self.reference(section)
         self.warm(section, "/v1/verify", checks, c)
         result, used = self.load(section, "/v1/verify", checks, c)
         _add_load(self.report, section, result)
         self.add_cpu(section, result, used)
-        self.log(f"trivial again, beside {section}")
         self.to_trivial(section, result, used, Target(">=", 0.6))
         size: int = self.http.get("/healthz").json()["tree_size"]
         return size
@@ -2090,11 +2092,10 @@ def _http_notes(config: HttpConfig, report: Report, tree_size: int) -> None:
         "before the app's own), served like its request-only routes. It is measured again just "
         "before and just after each phase with a ratio to it (once the server has gone quiet: "
         f"below {QUIET_SHARE:.0%} of a core over {QUIET_WINDOW:g} s), and that phase's ratios "
-        "are to the "
-        "mean of those two runs (trivial_before, trivial_after and their mean trivial in its "
-        "section); the trivial section shows the first run. Not pinned to a core: the "
-        "server (with its sequencer, stamper and RocksDB threads) and wrk share the machine's "
-        f"{os.cpu_count()} cores.",
+        "are to the mean of those two runs (trivial_before, trivial_after and their mean "
+        "trivial in its section); the trivial section shows the first run. Not pinned to a "
+        "core: the server (with its sequencer, stamper and RocksDB threads) and wrk share the "
+        f"machine's {os.cpu_count()} cores.",
         f"Load: wrk, {config.wrk_threads} thread(s), keep-alive connections, --timeout 30s; every "
         f"phase runs {config.warmup} s untimed, then {config.seconds} s timed. Latencies are "
         "wrk's (from send to response, not corrected for coordinated omission). non_2xx is "
