@@ -724,9 +724,8 @@ def _bench_appends(
 
     single = deposits[: config.single]
     log(f"appending {len(single):,} deposits one at a time")
-    for name, delay in (("single_appends", DEFAULT_MAX_DELAY), ("single_appends_no_delay", 0.0)):
-        seconds = time_single_appends(root / name, single, max_delay=delay)
-        report.add("append", name, _rate(len(single), seconds), "appends/s")
+    seconds = time_single_appends(root / "single", single, max_delay=DEFAULT_MAX_DELAY)
+    report.add("append", "single_appends", _rate(len(single), seconds), "appends/s")
     del deposits, single
 
     log("replaying the same bytes into a bare RocksDB (the ceiling)")
@@ -902,12 +901,6 @@ def _ratios(config: BenchConfig, report: Report, with_pymerkle: bool) -> None:
             Target(">=", 10),
         ),
         ("single_appends", report.value("append", "single_appends"), "single_appends", None),
-        (
-            "single_appends_no_delay",
-            report.value("append", "single_appends_no_delay"),
-            "single_appends",
-            None,
-        ),
     ]
     pairs += [
         (
@@ -943,9 +936,9 @@ def _method_notes(config: BenchConfig, report: Report) -> None:
         "thread while its writer writes the next block; a future resolves after its fsync. "
         f"Appends run with the serving process's collector thresholds {GC_THRESHOLD} "
         "(CPython's: 700, 10, 10), pre-built inputs frozen out of the collector.",
-        "single_appends: one client appending and waiting for each, with the Sequencer's default "
-        f"max_delay ({DEFAULT_MAX_DELAY * 1000:g} ms, which its writer waits for company before "
-        "each block); single_appends_no_delay: the same with max_delay=0.",
+        "single_appends: one client appending and waiting for each (one block and one fsync "
+        f"each), with the Sequencer's default max_delay, as served ({DEFAULT_MAX_DELAY * 1000:g} "
+        "ms: how long its writer waits for company before each block).",
         "ceiling: the append ledger's own blocks (same keys, values and block boundaries, tiles "
         "recomputed and checked equal to the stored ones), each batch sorted by key as the ledger "
         "writes it, written as raw sync=True WriteBatches into a fresh rocksdict DB (raw mode, "
