@@ -79,6 +79,42 @@ def test_passes_compared_are_timed_in_interleaved_rounds() -> None:
     assert len(seconds) == 3 and all(s >= 0 for s in seconds)
 
 
+def test_appends_and_their_ceiling_are_timed_in_interleaved_rounds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the untimed warm-ups, one append run and one ceiling run a round, the order
+    reversed every other round, each into a fresh store that is removed afterwards."""
+    calls: list[str] = []
+
+    def appends(path: Path, deposits: object, *, max_batch: int, chunk: int) -> bench.AppendRun:
+        assert not path.exists() and path.parent.is_dir() and path.parent != tmp_path
+        calls.append("append")
+        return bench.AppendRun(len(calls), 1)
+
+    def ceiling(path: Path, batches: object) -> float:
+        assert not path.exists() and path.parent.is_dir() and path.parent != tmp_path
+        calls.append("ceiling")
+        return float(len(calls))
+
+    monkeypatch.setattr(bench, "time_appends", appends)
+    monkeypatch.setattr(bench, "time_raw_writes", ceiling)
+    config = bench.BenchConfig(rounds=3)
+    runs, raw = bench._append_rounds(config, tmp_path, [], [])
+    warm_up, *rounds = calls
+    assert warm_up == "ceiling"
+    assert rounds == ["append", "ceiling", "ceiling", "append", "append", "ceiling"]
+    assert [r.seconds for r in runs] == [2, 5, 6] and raw == [3, 4, 7]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_durable_appends_are_the_median_run_beside_the_cold_one(document: dict[str, Any]) -> None:
+    append = document["sections"]["append"]
+    assert append["durable_appends_cold"]["unit"] == "appends/s"
+    assert "target" not in append["durable_appends_cold"]
+    assert append["durable_appends"]["value"] == pytest.approx(5000 / append["seconds"]["value"])
+    assert any("durable_appends_cold" in note for note in document["notes"])
+
+
 def test_every_section_is_measured_or_skipped_with_a_reason(document: dict[str, Any]) -> None:
     measured = set(document["sections"])
     skipped = set(document["skipped"])
