@@ -2,9 +2,10 @@
 
 Writes go through :class:`~ledger.sequencer.Sequencer`. Proofs are computed from tiles with one
 read per tile level (RFC 9162 §2.1.3.1, §2.1.4.1); complete tiles never change, so they are
-cached. So do complete nodes: those from the first tile level up (one per 256 leaves, or fewer)
-are remembered as proofs meet them, so that a proof of an older leaf reads one tile, its
-leaves', at any tree size.
+cached. Complete nodes from the first tile level up (one per 128 leaves, all levels together)
+never change either: they are remembered as proofs meet them, so that once they are, a proof of
+an older leaf reads one tile, its leaves', whatever the tree's size (up to 16 million leaves,
+where the memo is full).
 """
 
 from __future__ import annotations
@@ -369,9 +370,9 @@ class Ledger:
         return out  # type: ignore[return-value]  # every None was filled
 
     def _node_hashes(self, nodes: list[NodeID]) -> list[bytes]:
-        """:func:`~ledger.tiles.node_hashes` of complete ``nodes``, in ascending level order
-        (a proof's siblings): those below ``TILE_HEIGHT`` from their tile, those above from
-        :attr:`_upper` when it has them — else from tiles too, and remembered."""
+        """:func:`~ledger.tiles.node_hashes` of complete ``nodes``, all those below level
+        ``TILE_HEIGHT`` first (a proof's siblings, by level): those below from their tile, those
+        above from :attr:`_upper` when it has them — else from tiles too, and remembered."""
         split = bisect.bisect_left(nodes, _UPPER)
         upper = self._upper
         above = [upper.get(node) for node in nodes[split:]]
@@ -386,7 +387,9 @@ class Ledger:
         return found[:split] + [h or next(fill) for h in above]
 
     def _remember_upper(self, nodes: dict[NodeID, bytes]) -> None:
-        """Keep complete nodes of level ``TILE_HEIGHT`` and up (call with the cache lock)."""
+        """Keep complete nodes of level ``TILE_HEIGHT`` and up (call with the cache lock). When
+        they would overflow the cap, the memo is emptied first: it may then hold the cap and the
+        few nodes of one proof."""
         if len(self._upper) + len(nodes) > self._upper_cache_size:
             self._upper.clear()
         self._upper.update(nodes)
