@@ -2,15 +2,11 @@
 
 Writes go through :class:`~ledger.sequencer.Sequencer`. Proofs are computed from tiles with one
 read per tile level (RFC 9162 §2.1.3.1, §2.1.4.1); complete tiles never change, so they are
-cached. Complete nodes from the first tile level up (one per 128 leaves, all levels together)
-never change either: they are remembered as proofs meet them, so that once they are, a proof of
-an older leaf reads one tile, its leaves', whatever the tree's size (up to 16 million leaves,
-where the memo is full).
+cached.
 """
 
 from __future__ import annotations
 
-import bisect
 import functools
 import itertools
 import threading
@@ -43,8 +39,6 @@ __all__ = ["Ledger", "LogConfig", "now_ms"]
 _node = functools.partial(tuple.__new__, NodeID)
 _RECENT = 256
 """Leaves this close to the end of the tree proved have their proof siblings cached: receipts."""
-_UPPER = (TILE_HEIGHT,)
-"""Sorts before every node of level ``TILE_HEIGHT`` and up, after every node below it."""
 _BLOCKS_KEPT = 4
 """Recent blocks whose receipts' proofs are made together, the first time one is asked for."""
 
@@ -97,12 +91,6 @@ class Ledger:
         receipts of one block share most of their siblings. Older leaves' proofs read tiles
         (cached too), so that proofs cost the same on a small log and a large one."""
         self._node_cache_size = 1 << 16
-        self._upper: dict[NodeID, bytes] = {}
-        """Complete nodes of level ``TILE_HEIGHT`` and up met in proofs (they never change): one
-        per 128 leaves, all levels together, so the cap keeps every one of a log of 16 million
-        leaves (in about 30 MB), and a proof's nodes above its leaves' tile are looked up, not
-        read from tiles."""
-        self._upper_cache_size = 1 << 17
         self._blocks: OrderedDict[int, int] = OrderedDict()
         """First index of each of the last blocks committed here (of at most :data:`_RECENT`
         entries), by tree size."""
@@ -256,7 +244,6 @@ class Ledger:
             self._cache.clear()
             self._tails.clear()
             self._nodes.clear()
-            self._upper.clear()
             self._blocks.clear()
             self._block_proofs.clear()
 
@@ -306,9 +293,6 @@ class Ledger:
                 self._tails[(size, fork)] = proof[fork:]
                 while len(self._tails) > self._tail_cache_size:
                     self._tails.popitem(last=False)
-                self._remember_upper(
-                    {_node((k, (index >> k) ^ 1)): proof[k] for k in range(TILE_HEIGHT, fork)}
-                )
             if size - index <= _RECENT:
                 if len(self._nodes) + fork > self._node_cache_size:
                     self._nodes.clear()
@@ -318,7 +302,7 @@ class Ledger:
         siblings = [_node((level, (index >> level) ^ 1)) for level in range(fork)]
         if size - index <= _RECENT:
             return [*self._complete_nodes(siblings), *tail]
-        return [*self._node_hashes(siblings), *tail]
+        return [*node_hashes(siblings, self.read_strata), *tail]
 
     def inclusion_proofs(self, indexes: Sequence[int], size: int) -> list[list[bytes]]:
         """:meth:`inclusion_proof` of each of ``indexes`` in the tree of ``size`` — a batch's
@@ -369,31 +353,6 @@ class Ledger:
             out = [found[node] if h is None else h for node, h in zip(nodes, out, strict=True)]
         return out  # type: ignore[return-value]  # every None was filled
 
-    def _node_hashes(self, nodes: list[NodeID]) -> list[bytes]:
-        """:func:`~ledger.tiles.node_hashes` of complete ``nodes``, all those below level
-        ``TILE_HEIGHT`` first (a proof's siblings, by level): those below from their tile, those
-        above from :attr:`_upper` when it has them — else from tiles too, and remembered."""
-        split = bisect.bisect_left(nodes, _UPPER)
-        upper = self._upper
-        above = [upper.get(node) for node in nodes[split:]]
-        if None not in above:
-            below = node_hashes(nodes[:split], self.read_strata) if split else []
-            return below + above  # type: ignore[operator]  # no None in above
-        missing = nodes[:split] + [n for n, h in zip(nodes[split:], above, strict=True) if not h]
-        found = node_hashes(missing, self.read_strata)
-        with self._cache_lock:
-            self._remember_upper(dict(zip(missing[split:], found[split:], strict=True)))
-        fill = iter(found[split:])
-        return found[:split] + [h or next(fill) for h in above]
-
-    def _remember_upper(self, nodes: dict[NodeID, bytes]) -> None:
-        """Keep complete nodes of level ``TILE_HEIGHT`` and up (call with the cache lock). When
-        they would overflow the cap, the memo is emptied first: it may then hold the cap and the
-        few nodes of one proof."""
-        if len(self._upper) + len(nodes) > self._upper_cache_size:
-            self._upper.clear()
-        self._upper.update(nodes)
-
     def consistency_proof(self, size1: int, size2: int) -> list[bytes]:
         """RFC 9162 consistency proof from the tree of ``size1`` to that of ``size2``.
 
@@ -415,7 +374,7 @@ class Ledger:
         nodes = [_node((k, (index >> (k - level)) ^ 1)) for k in range(level, fork)]
         if index:  # not the old root (which the verifier has): it comes first
             nodes.insert(0, _node((level, index)))
-        return [*self._node_hashes(nodes), *tail]
+        return [*node_hashes(nodes, self.read_strata), *tail]
 
     def root(self, size: int) -> bytes:
         """The root of the tree of ``size`` (any size up to the head), from tiles."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
 
 import pytest
 
@@ -12,7 +11,6 @@ from ledger.errors import InvalidProofRequest
 from ledger.log import Ledger
 from ledger.sequencer import Sequencer
 from ledger.storage.memory import MemoryStore
-from ledger.tiles import Strata, TileID
 from tests import reference
 from tests.conftest import make_deposit
 from tools.bench import synthetic_deposit
@@ -130,52 +128,6 @@ def test_proofs_stay_right_when_the_node_cache_overflows(ledger: Ledger) -> None
         for _ in range(2):
             for index in range(size):
                 assert ledger.inclusion_proof(index, size) == ref.path(index, 0, size)
-
-
-def test_older_proofs_read_only_their_leaves_tile_once_the_nodes_above_are_known(
-    signer: NoteSigner,
-) -> None:
-    """The nodes of a proof from the first tile level up are remembered: a proof of another
-    leaf of the same tile reads that tile alone, and is still the reference's."""
-    ledger = Ledger.open(MemoryStore(), signer)
-    with Sequencer(ledger) as seq:
-        seq.append([synthetic_deposit(i) for i in range(5000)])
-    ref = reference.RangeReference(ledger.store.entries(0, 5000))
-    read: list[list[tuple[int, int]]] = []
-    read_strata = ledger.read_strata
-
-    def counting(ids: Sequence[TileID], widths: Sequence[int]) -> list[Strata | None]:
-        read.append([(t.level, t.index) for t in ids])
-        return read_strata(ids, widths)
-
-    ledger.read_strata = counting  # type: ignore[method-assign]
-    for size, index in ((5000, 1234), (4097, 300), (5000, 2)):
-        ledger.inclusion_proof(index ^ 255, size)  # makes the tail and meets the nodes above
-        read.clear()
-        assert ledger.inclusion_proof(index, size) == ref.path(index, 0, size)
-        assert read == [[(0, index >> 8)]], (size, index)
-    for old in (1234, 2049):  # a consistency proof's nodes above its first tile: known too
-        ledger.consistency_proof(old, 5000)
-        read.clear()
-        assert ledger.consistency_proof(old, 5000) == ref.proof(old, 5000)
-        assert all(level == 0 for ids in read for level, _ in ids), read
-    assert ledger._upper and all(level >= 8 for level, _ in ledger._upper)
-    ledger.forget()
-    assert not ledger._upper
-
-
-def test_proofs_stay_right_when_the_upper_node_cache_overflows(signer: NoteSigner) -> None:
-    ledger = Ledger.open(MemoryStore(), signer)
-    ledger._upper_cache_size = 2
-    with Sequencer(ledger) as seq:
-        seq.append([synthetic_deposit(i) for i in range(3000)])
-    ref = reference.RangeReference(ledger.store.entries(0, 3000))
-    for _ in range(2):
-        for index in range(0, 3000, 7):
-            assert ledger.inclusion_proof(index, 3000) == ref.path(index, 0, 3000)
-        for old in range(1, 3000, 11):
-            assert ledger.consistency_proof(old, 3000) == ref.proof(old, 3000)
-    assert len(ledger._upper) <= 3
 
 
 def test_proofs_made_together_match_reference(ledger: Ledger) -> None:
