@@ -28,7 +28,9 @@ CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 CODE_BYTES = 10
 """80 bits of the leaf hash."""
 _PREFIX = "CZ"
-_FOLD = str.maketrans({"O": "0", "I": "1", "L": "1"})
+_FOLDED_CHECK = {"O": "0", "I": "1", "L": "1"}
+"""How letters read once folded: a typed code's, and a calculated check character."""
+_FOLD = str.maketrans(_FOLDED_CHECK)
 _DROP = str.maketrans("", "", "- \t\u00a0\u3000")
 _ASCII_FOLD = bytes.maketrans(b"abcdefghijklmnopqrstuvwxyzOIL", b"ABCDEFGH1JK1MN0PQRSTUVWXYZ011")
 """Upper case and folded (O as 0, I and L as 1) in one pass, for ASCII input: a bytes table is
@@ -40,9 +42,6 @@ _PAIRS = [a + b for a in CROCKFORD for b in CROCKFORD]
 _BODY = re.compile(f"[{CROCKFORD}]{{16}}")
 _AS_BASE32HEX = str.maketrans(CROCKFORD, "0123456789ABCDEFGHIJKLMNOPQRSTUV")
 """Crockford's digits as the digits ``int(s, 32)`` reads."""
-
-_FOLDED_CHECK = {"O": "0", "I": "1", "L": "1"}
-"""A calculated check character as it reads once folded."""
 
 
 @dataclass(frozen=True, slots=True)

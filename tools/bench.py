@@ -65,6 +65,7 @@ benchmark, not a test.
 
 from __future__ import annotations
 
+import functools
 import gc
 import hashlib
 import importlib
@@ -383,13 +384,23 @@ def steady_seconds(passes: Sequence[Callable[[], object]], *, rounds: int) -> li
     for run in passes:
         run()
     times: list[list[float]] = [[] for _ in passes]
-    order = list(range(len(passes)))
+
+    def timed(i: int) -> None:
+        with _Timer() as timer:
+            passes[i]()
+        times[i].append(timer.seconds)
+
+    in_turns([functools.partial(timed, i) for i in range(len(passes))], rounds=rounds)
+    return [statistics.median(t) for t in times]
+
+
+def in_turns(calls: Sequence[Callable[[], object]], *, rounds: int) -> None:
+    """Each of ``calls`` once a round, in turn, the order reversed every other round, so that
+    none always runs first."""
+    order = list(range(len(calls)))
     for r in range(rounds):
         for i in order if r % 2 == 0 else reversed(order):
-            with _Timer() as timer:
-                passes[i]()
-            times[i].append(timer.seconds)
-    return [statistics.median(t) for t in times]
+            calls[i]()
 
 
 # --- deposits ----------------------------------------------------------------------------------
@@ -769,10 +780,10 @@ def _bench_appends(
 def _append_rounds(
     config: BenchConfig, root: Path, deposits: Sequence[Deposit], batches: Sequence[Batch]
 ) -> tuple[list[AppendRun], list[float]]:
-    """``config.rounds`` timed runs of the appends and of the raw ceiling, in turn (the order
-    reversed every other round, as :func:`steady_seconds` does), each into a fresh store removed
-    after it; the ceiling has an untimed warm-up run first, as the appends had. Interleaved, both
-    see the same machine conditions, so their ratio holds when the machine's speed drifts."""
+    """``config.rounds`` timed runs of the appends and of the raw ceiling, :func:`in_turns`,
+    each into a fresh store removed after it; the ceiling has an untimed warm-up run first, as
+    the appends had. Interleaved, both see the same machine conditions, so their ratio holds
+    when the machine's speed drifts."""
 
     def appends() -> AppendRun:
         with tempfile.TemporaryDirectory(dir=root) as tmp:
@@ -787,13 +798,7 @@ def _append_rounds(
     ceiling()
     runs: list[AppendRun] = []
     raw: list[float] = []
-    for r in range(config.rounds):
-        if r % 2 == 0:
-            runs.append(appends())
-            raw.append(ceiling())
-        else:
-            raw.append(ceiling())
-            runs.append(appends())
+    in_turns([lambda: runs.append(appends()), lambda: raw.append(ceiling())], rounds=config.rounds)
     return runs, raw
 
 
